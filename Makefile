@@ -1,0 +1,34 @@
+# Every target sets up what it needs; CI calls `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-unit lint typecheck run bench bench-replay bench-stream kafka-start kafka-stop clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check alerts streams tests
+	$(BIN)/ruff format --check alerts streams tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+test-unit: setup
+	$(BIN)/pytest -m "not kafka" -q
+
+kafka-start:
+	scripts/kafka-local start
+
+kafka-stop:
+	scripts/kafka-local stop
+
+clean:
+	rm -rf $(VENV) .cache bench-data

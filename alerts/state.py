@@ -1,0 +1,251 @@
+"""One patient's engine state: plain, serialisable data, pruned so memory stays bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from alerts.alert import Rule, Severity
+from alerts.events import Micros
+
+
+class TimerKind(StrEnum):
+    EPISODE = "episode"  # 4.1, due at t0 + hold
+    LOW_MG = "low_mg"  # 4.2, due at availability of a low Mg + hold
+    EXPIRY = "expiry"  # 4.4, due at the newest episode's t0 + alert_ttl
+
+
+# Sort keys of the timer kinds within (tau, patient, trigger): an episode evaluation is not
+# one rule but all three, so it gets a key of its own that sorts first.
+EPISODE_RULE_KEY = "EPISODE"
+
+
+class Timer(NamedTuple):
+    """A due instant; tuple order is the tie order of RULES.md section 3."""
+
+    tau: Micros
+    patient_id: str
+    trigger_event_id: str
+    rule_key: str
+    kind: TimerKind
+
+
+class LabRecord(NamedTuple):
+    value: float
+    collected: Micros
+    available: Micros
+    event_id: str
+    hemolyzed: bool
+    encounter_id: str | None
+    location: str | None
+
+
+class MgRepletion(NamedTuple):
+    at: Micros
+    event_id: str
+    order_id: str | None
+    ordered: bool  # an `ordered` event can be withdrawn by a cancel; an administration cannot
+
+
+class DiureticExposure(NamedTuple):
+    at: Micros
+    order_id: str | None
+    ordered: bool
+
+
+class EpisodeStatus(StrEnum):
+    PENDING = "pending"
+    EVALUATED = "evaluated"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(slots=True)
+class Episode:
+    """A potassium repletion episode: one order (or one event), restarted after the gap."""
+
+    t0: Micros
+    trigger_event_id: str
+    order_key: str
+    encounter_id: str | None
+    location: str | None
+    status: EpisodeStatus
+
+
+@dataclass(slots=True)
+class Firing:
+    """An alert now firing, with what its resolutions need to read."""
+
+    alert_id: str
+    rule: Rule
+    severity: Severity
+    trigger_event_id: str
+    encounter_id: str | None
+    location: str | None
+    fired_at: Micros
+    episode_t0: Micros | None
+    rests_on: str | None = None  # MG_LOW_UNCORRECTED: result_id of the low Mg
+    rests_collected: Micros | None = None
+    linked_alert_id: str | None = None  # REFRACTORY_HYPOKALEMIA: the Mg alert whose condition held
+
+
+class PatientState:
+    """Everything the rules know about one patient (RULES.md section 2)."""
+
+    __slots__ = (
+        "patient_id",
+        "k",
+        "mg",
+        "episodes",
+        "order_last",
+        "cancelled",
+        "mg_repletions",
+        "diuretics",
+        "firing",
+        "timers",
+        "newest_t0",
+        "seen",
+        "pruned_at",
+        "pending",
+    )
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        self.k: dict[str, LabRecord] = {}  # by result_id
+        self.mg: dict[str, LabRecord] = {}
+        self.episodes: list[Episode] = []
+        self.order_last: dict[str, Micros] = {}  # order key -> its previous ordered/given event
+        self.cancelled: dict[str, Micros] = {}  # order_id -> availability of its cancel
+        self.mg_repletions: list[MgRepletion] = []
+        self.diuretics: list[DiureticExposure] = []
+        self.firing: dict[Rule, Firing] = {}
+        self.timers: set[Timer] = set()
+        self.newest_t0: Micros | None = None
+        self.seen: dict[str, Micros] = {}  # event_id -> availability, for duplicates in a stream
+        self.pruned_at: Micros = 0
+        self.pending: list[Any] = []  # the stream's reorder buffer: wire dicts waiting for W
+
+    def is_idle(self) -> bool:
+        """Say whether nothing is pending, firing or buffered (the state may then be compacted)."""
+        return not self.timers and not self.firing and not self.pending
+
+    def prune(self, horizon: Micros, mg_low: float) -> None:
+        """Drop history older than horizon that no timer, open alert or lookback can still read."""
+        # "Latest Mg" has no age limit, so the latest one is kept however old it is.
+        keep_mg = {f.rests_on for f in self.firing.values() if f.rests_on is not None}
+        latest_mg = latest_record(self.mg.values(), None, None, ignore_hemolyzed_at=mg_low)
+        if latest_mg is not None:
+            keep_mg.add(_result_id_of(self.mg, latest_mg))
+        self.k = {rid: r for rid, r in self.k.items() if r.collected >= horizon}
+        self.mg = {rid: r for rid, r in self.mg.items() if r.collected >= horizon or rid in keep_mg}
+        newest = self.episodes[-1] if self.episodes else None
+        self.episodes = [
+            e
+            for e in self.episodes
+            if e.t0 >= horizon or e.status is EpisodeStatus.PENDING or e is newest
+        ]
+        self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
+        self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
+        self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
+        self.diuretics = [d for d in self.diuretics if d.at >= horizon]
+        self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+        self.pruned_at = horizon
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-ready data (for a changelog-backed table)."""
+        return {
+            "patient_id": self.patient_id,
+            "k": {rid: list(r) for rid, r in self.k.items()},
+            "mg": {rid: list(r) for rid, r in self.mg.items()},
+            "episodes": [
+                [e.t0, e.trigger_event_id, e.order_key, e.encounter_id, e.location, e.status]
+                for e in self.episodes
+            ],
+            "order_last": self.order_last,
+            "cancelled": self.cancelled,
+            "mg_repletions": [list(r) for r in self.mg_repletions],
+            "diuretics": [list(d) for d in self.diuretics],
+            "firing": [
+                [
+                    f.alert_id,
+                    f.rule,
+                    f.severity,
+                    f.trigger_event_id,
+                    f.encounter_id,
+                    f.location,
+                    f.fired_at,
+                    f.episode_t0,
+                    f.rests_on,
+                    f.rests_collected,
+                    f.linked_alert_id,
+                ]
+                for f in self.firing.values()
+            ],
+            "timers": sorted(list(t) for t in self.timers),
+            "newest_t0": self.newest_t0,
+            "seen": self.seen,
+            "pruned_at": self.pruned_at,
+            "pending": self.pending,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PatientState:
+        """Rebuild a state from to_dict() output."""
+        s = cls(data["patient_id"])
+        s.k = {rid: LabRecord(*r) for rid, r in data["k"].items()}
+        s.mg = {rid: LabRecord(*r) for rid, r in data["mg"].items()}
+        s.episodes = [
+            Episode(t0, trig, key, enc, loc, EpisodeStatus(st))
+            for t0, trig, key, enc, loc, st in data["episodes"]
+        ]
+        s.order_last = dict(data["order_last"])
+        s.cancelled = dict(data["cancelled"])
+        s.mg_repletions = [MgRepletion(*r) for r in data["mg_repletions"]]
+        s.diuretics = [DiureticExposure(*d) for d in data["diuretics"]]
+        for row in data["firing"]:
+            f = Firing(row[0], Rule(row[1]), Severity(row[2]), *row[3:])
+            s.firing[f.rule] = f
+        s.timers = {
+            Timer(tau, pid, trig, key, TimerKind(kind))
+            for tau, pid, trig, key, kind in data["timers"]
+        }
+        s.newest_t0 = data["newest_t0"]
+        s.seen = dict(data["seen"])
+        s.pruned_at = data["pruned_at"]
+        s.pending = list(data["pending"])
+        return s
+
+
+def _result_id_of(table: dict[str, LabRecord], record: LabRecord) -> str:
+    for rid, r in table.items():
+        if r is record:
+            return rid
+    raise KeyError(record.event_id)
+
+
+def latest_record(
+    records: Any,
+    tau: Micros | None,
+    not_before: Micros | None,
+    ignore_hemolyzed_at: float | None,
+) -> LabRecord | None:
+    """Return the latest result by (collected, available, event_id) among those visible at tau.
+
+    Visible: available <= tau (any when tau is None), collected >= not_before (when given),
+    and not a hemolysed result at or above ignore_hemolyzed_at (the rules ignore those).
+    """
+    best: LabRecord | None = None
+    for r in records:
+        if tau is not None and r.available > tau:
+            continue
+        if not_before is not None and r.collected < not_before:
+            continue
+        if ignore_hemolyzed_at is not None and r.hemolyzed and r.value >= ignore_hemolyzed_at:
+            continue
+        if best is None or (r.collected, r.available, r.event_id) > (
+            best.collected,
+            best.available,
+            best.event_id,
+        ):
+            best = r
+    return best

@@ -1,0 +1,100 @@
+"""RFC 3339 timestamps to integer microseconds and back, with the strictness of RULES.md section 7."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from alerts.events import Micros
+
+# T separator (t accepted), seconds required, any fraction, offset Z/z or +hh:mm / -hh:mm.
+_WITH_OFFSET = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+)
+_WITHOUT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?")
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICRO = timedelta(microseconds=1)
+_DAY_MICROS = 86_400_000_000
+
+
+class TimestampError(ValueError):
+    """A timestamp that is malformed (bad_timestamp) or lacks an offset (timestamp_without_offset)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _is_leap(y: int) -> bool:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+_day_cache: dict[str, int] = {}
+
+
+def _day_micros(text: str, y: int, m: int, d: int) -> int:
+    key = text[:10]
+    cached = _day_cache.get(key)
+    if cached is not None:
+        return cached
+    if not 1 <= m <= 12 or y < 1:
+        raise TimestampError("bad_timestamp")
+    last = 29 if m == 2 and _is_leap(y) else _DAYS_IN_MONTH[m - 1]
+    if not 1 <= d <= last:
+        raise TimestampError("bad_timestamp")
+    value = _days_from_civil(y, m, d) * _DAY_MICROS
+    if len(_day_cache) < 100_000:
+        _day_cache[key] = value
+    return value
+
+
+def parse_timestamp(text: str) -> Micros:
+    """Parse an RFC 3339 timestamp with offset into UTC microseconds; raise TimestampError."""
+    match = _WITH_OFFSET.fullmatch(text)
+    if match is None:
+        if _WITHOUT_OFFSET.fullmatch(text):
+            raise TimestampError("timestamp_without_offset")
+        raise TimestampError("bad_timestamp")
+    y, mo, d, hh, mi, ss, frac, off = match.groups()
+    hour, minute, second = int(hh), int(mi), int(ss)
+    # :60 leap seconds are rejected: they have no instant of their own in UTC arithmetic.
+    if hour > 23 or minute > 59 or second > 59:
+        raise TimestampError("bad_timestamp")
+    micros = _day_micros(text, int(y), int(mo), int(d))
+    micros += ((hour * 60 + minute) * 60 + second) * 1_000_000
+    if frac:
+        # More than six digits are truncated, never rounded (RULES.md section 7).
+        micros += int((frac + "00000")[:6])
+    if off not in ("Z", "z"):
+        oh, om = int(off[1:3]), int(off[4:6])
+        if oh > 23 or om > 59:
+            raise TimestampError("bad_timestamp")
+        shift = (oh * 60 + om) * 60_000_000
+        micros += -shift if off[0] == "+" else shift
+    return micros
+
+
+def format_timestamp(micros: Micros) -> str:
+    """Format UTC microseconds as YYYY-MM-DDTHH:MM:SS[.ffffff]Z."""
+    dt = _EPOCH + micros * _ONE_MICRO
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_datetime(dt: datetime) -> Micros:
+    """Convert an aware datetime to UTC microseconds."""
+    if dt.tzinfo is None:
+        raise TimestampError("timestamp_without_offset")
+    return (dt - _EPOCH) // _ONE_MICRO

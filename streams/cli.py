@@ -1,0 +1,117 @@
+"""The `kmg` command: replay, check-config, and the stream and audit commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO
+
+from alerts.rule_config import ConfigError
+from streams.progress import ProgressBar
+from streams.replay import NdjsonWriter, Replay
+from streams.rule_files import DEFAULT_RULES, load_rule_config
+
+
+class UsageError(Exception):
+    """Unusable arguments or files: reported as one line, exit status 2."""
+
+
+def _open_inputs(stack: ExitStack, names: list[str]) -> list[tuple[str, IO[bytes], int | None]]:
+    if not names:
+        names = ["-"]
+    opened = []
+    for name in names:
+        if name == "-":
+            opened.append(("<stdin>", sys.stdin.buffer, None))
+            continue
+        try:
+            fh = stack.enter_context(open(name, "rb"))  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        opened.append((name, fh, os.fstat(fh.fileno()).st_size))
+    return opened
+
+
+def _open_output(stack: ExitStack, name: str | None, default: IO[bytes] | None) -> IO[bytes] | None:
+    if name is None:
+        return default
+    if name == "-":
+        return sys.stdout.buffer
+    try:
+        return stack.enter_context(open(name, "wb"))  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {name}: {exc.strerror}") from None
+
+
+def _lines(fh: IO[bytes]) -> Iterator[bytes]:
+    yield from fh
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    cfg = load_rule_config(args.config)
+    with ExitStack() as stack:
+        inputs = _open_inputs(stack, args.files)
+        alerts_fh = _open_output(stack, args.out, sys.stdout.buffer)
+        dlq_fh = _open_output(stack, args.dead_letter, None)
+        replay = Replay(cfg, NdjsonWriter(alerts_fh), NdjsonWriter(dlq_fh))
+        sizes = [size for _, _, size in inputs]
+        total = None if None in sizes else sum(s or 0 for s in sizes)
+        bar = ProgressBar(total, "replay: reading")
+        for name, fh, _ in inputs:
+            replay.read(name, _lines(fh), bar.advance)
+        bar.close(f"{sum(replay.summary.events_by_kind.values())} lines")
+        summary = replay.run()
+        if args.summary_json:
+            import orjson
+
+            Path(args.summary_json).write_bytes(
+                orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+            )
+    print(summary.render(), file=sys.stderr)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_rule_config(args.file)
+    shown = args.file or DEFAULT_RULES
+    print(f"{shown}: valid ({cfg.rule_version})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kmg", description="K/Mg Sentinel")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    replay = sub.add_parser("replay", help="run the rules over canonical NDJSON files")
+    replay.add_argument("files", nargs="*", help="NDJSON inputs in arrival order (- or none: stdin)")
+    replay.add_argument("--out", help="alert NDJSON output (default: stdout)")
+    replay.add_argument("--dead-letter", help="write invalid lines here as NDJSON")
+    replay.add_argument("--config", type=Path, help="TOML file overriding config/rules.toml")
+    replay.add_argument("--summary-json", help="also write the summary as JSON here")
+    replay.set_defaults(func=cmd_replay)
+
+    check = sub.add_parser("check-config", help="validate a rule configuration file")
+    check.add_argument("file", nargs="?", type=Path, help="TOML file (default: config/rules.toml)")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the kmg command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, ConfigError) as exc:
+        print(f"kmg: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
