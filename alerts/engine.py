@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple, Protocol
 
 from alerts.alert import Alert, AlertStatus, Resolution, Rule, Severity, alert_id_for
 from alerts.codes import CodeSets
@@ -48,6 +49,40 @@ _PENDING, _EVALUATED, _WITHDRAWN = (
 _T_EPISODE, _T_LOW_MG, _T_EXPIRY = TimerKind.EPISODE, TimerKind.LOW_MG, TimerKind.EXPIRY
 
 
+class MgContext(StrEnum):
+    """What an episode evaluation found about magnesium (RULES.md 4.1)."""
+
+    NOT_CHECKED = "not_checked"  # no qualifying result, no repletion
+    LOW_UNCORRECTED = "low_uncorrected"
+    LOW_CORRECTED = "low_corrected"  # low, but repleted since it was collected
+    NORMAL = "normal"
+    REPLETED_UNCHECKED = "repleted_unchecked"  # no result, but magnesium given in the window
+
+
+class EpisodeOutcome(NamedTuple):
+    """The facts of one potassium repletion episode's evaluation, for audits."""
+
+    patient_id: str
+    trigger_event_id: str
+    order_key: str
+    t0: Micros
+    tau: Micros
+    encounter_id: str | None
+    location: str | None
+    mg_context: MgContext
+    latest_mg: float | None
+    latest_k: float | None
+    episodes_in_window: int
+    diuretic: bool
+    refractory: bool
+
+
+class EpisodeObserver(Protocol):
+    """Told of every episode evaluation (audits); the live stream passes none."""
+
+    def __call__(self, outcome: EpisodeOutcome) -> None: ...
+
+
 class Engine:
     """Pure rules: no clock, no I/O; every instant comes in as a parameter.
 
@@ -55,8 +90,14 @@ class Engine:
     `timers` (the caller's index of due times); the patient's own `state.timers` is the truth.
     """
 
-    def __init__(self, cfg: RuleConfig, codes: CodeSets | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RuleConfig,
+        codes: CodeSets | None = None,
+        observer: EpisodeObserver | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.observer = observer
         self.codes = codes or CodeSets(cfg)
         self.w = Windows(cfg)
         self.rule_version = cfg.rule_version
@@ -301,13 +342,14 @@ class Engine:
                 out,
                 timers,
             )
-        if (
+        refractory = (
             condition is not None
             and k_value is not None
             and k_value < cfg.k_low
             and self._episodes_in_window(s, t0) >= cfg.refractory_min_episodes
-        ):
-            linked = s.firing.get(condition)
+        )
+        if refractory:
+            linked = s.firing.get(condition)  # type: ignore[arg-type]
             self._fire(
                 s,
                 _REFRACTORY,
@@ -322,6 +364,24 @@ class Engine:
                 at,
                 out,
                 timers,
+            )
+        if self.observer is not None:
+            self.observer(
+                EpisodeOutcome(
+                    s.patient_id,
+                    episode.trigger_event_id,
+                    episode.order_key,
+                    t0,
+                    tau,
+                    episode.encounter_id,
+                    episode.location,
+                    _mg_context(condition, latest_mg, repleted_in_window, cfg.mg_low),
+                    latest_mg.value if latest_mg is not None else None,
+                    k_value,
+                    self._episodes_in_window(s, t0),
+                    self._diuretic(s, tau),
+                    refractory,
+                )
             )
 
     def _evaluate_low_mg(
@@ -495,6 +555,18 @@ class Engine:
         newest = s.newest_t0 if s.newest_t0 is not None else firing.fired_at
         due = max(newest + self.w.alert_ttl, firing.fired_at)
         self._schedule(s, Timer(due, pid, firing.trigger_event_id, firing.rule, _T_EXPIRY), timers)
+
+
+def _mg_context(
+    condition: Rule | None, latest_mg: LabRecord | None, repleted: bool, mg_low: float
+) -> MgContext:
+    if condition is _NOT_CHECKED:
+        return MgContext.NOT_CHECKED
+    if condition is _LOW:
+        return MgContext.LOW_UNCORRECTED
+    if latest_mg is None:
+        return MgContext.REPLETED_UNCHECKED if repleted else MgContext.NOT_CHECKED
+    return MgContext.LOW_CORRECTED if latest_mg.value < mg_low else MgContext.NORMAL
 
 
 def _result_id(s: PatientState, record: LabRecord) -> str:

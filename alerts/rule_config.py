@@ -1,4 +1,4 @@
-"""Rule parameters and code sets: validated once at load, read as plain attributes in the hot path."""
+"""Rule parameters and code sets: validated once at load, plain attributes in the hot path."""
 
 from __future__ import annotations
 

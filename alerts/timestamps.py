@@ -1,4 +1,4 @@
-"""RFC 3339 timestamps to integer microseconds and back, with the strictness of RULES.md section 7."""
+"""RFC 3339 timestamps to integer microseconds and back, as strict as RULES.md section 7."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _DAY_MICROS = 86_400_000_000
 
 
 class TimestampError(ValueError):
-    """A timestamp that is malformed (bad_timestamp) or lacks an offset (timestamp_without_offset)."""
+    """A malformed timestamp (bad_timestamp) or one without offset (timestamp_without_offset)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -71,7 +71,7 @@ class ExternalSorter:
 
     def _spill(self) -> None:
         self._chunk.sort()
-        fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)
+        fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
         chunk = self._chunk
         for i in range(0, len(chunk), _BATCH):
             marshal.dump([_plain(ev) for ev in chunk[i : i + _BATCH]], fh)

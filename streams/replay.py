@@ -1,4 +1,4 @@
-"""Offline replay: canonical NDJSON in, alerts and dead letters out, the same engine as the stream."""
+"""Offline replay: canonical NDJSON in, alerts and dead letters out, through the stream's engine."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alerts.alert import Alert
 from alerts.codes import CodeSets
 from alerts.decoder import DeadLetter, Decoder, Ignored
 from alerts.dedup import SeenEvents
-from alerts.engine import Engine
+from alerts.engine import Engine, EpisodeObserver
 from alerts.events import LabResult
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, EventTimeScheduler
@@ -118,10 +118,11 @@ class Replay:
         dead_letters_out: NdjsonWriter,
         chunk_size: int = 250_000,
         on_alerts: Callable[[list[Alert]], None] | None = None,
+        observer: EpisodeObserver | None = None,
     ) -> None:
         codes = CodeSets(cfg)
         self.decoder = Decoder(cfg, codes)
-        self.engine = Engine(cfg, codes)
+        self.engine = Engine(cfg, codes, observer)
         self.alerts_out = alerts_out
         self.dead_letters_out = dead_letters_out
         self.summary = ReplaySummary()

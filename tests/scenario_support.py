@@ -10,8 +10,16 @@ from typing import Any
 
 from alerts.timestamps import parse_timestamp
 
-COMPARED = ("alert_id", "rule", "status", "severity", "patient_id", "at", "trigger_event_id",
-            "resolution")
+COMPARED = (
+    "alert_id",
+    "rule",
+    "status",
+    "severity",
+    "patient_id",
+    "at",
+    "trigger_event_id",
+    "resolution",
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,11 @@ def load_scenarios(folder: Path) -> list[Scenario]:
         expected_path = folder / f"{stem}.expected.ndjson"
         expected = [json.loads(line) for line in expected_path.read_text().splitlines() if line]
         dlq_path = folder / f"{stem}.dlq.json"
-        dead = [entry["line"] for entry in json.loads(dlq_path.read_text())] if dlq_path.exists() else None
+        dead = (
+            [entry["line"] for entry in json.loads(dlq_path.read_text())]
+            if dlq_path.exists()
+            else None
+        )
         found.append(Scenario(stem, path, expected, dead))
     return found
 
@@ -43,7 +55,7 @@ def comparable(alert: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def grouped_by_instant(alerts: list[dict[str, Any]]) -> list[Counter[tuple[Any, ...]]]:
-    """Group consecutive outputs with the same `at` into multisets (order within one instant is free)."""
+    """Group consecutive outputs with one `at` into multisets: order within an instant is free."""
     groups: list[Counter[tuple[Any, ...]]] = []
     last_at = None
     for alert in alerts:

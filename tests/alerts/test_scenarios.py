@@ -7,9 +7,9 @@ import io
 import orjson
 import pytest
 
-from tests.scenario_support import grouped_by_instant, load_scenarios
 from streams.replay import NdjsonWriter, Replay
 from tests.conftest import SCENARIOS
+from tests.scenario_support import grouped_by_instant, load_scenarios
 
 SCENARIO_LIST = load_scenarios(SCENARIOS) if SCENARIOS.is_dir() else []
 
