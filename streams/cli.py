@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     replay = sub.add_parser("replay", help="run the rules over canonical NDJSON files")
-    replay.add_argument("files", nargs="*", help="NDJSON inputs in arrival order (- or none: stdin)")
+    replay.add_argument(
+        "files", nargs="*", help="NDJSON inputs in arrival order (- or none: stdin)"
+    )
     replay.add_argument("--out", help="alert NDJSON output (default: stdout)")
     replay.add_argument("--dead-letter", help="write invalid lines here as NDJSON")
     replay.add_argument("--config", type=Path, help="TOML file overriding config/rules.toml")
