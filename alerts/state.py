@@ -129,7 +129,7 @@ class PatientState:
         """Say whether nothing is pending, firing or buffered (the state may then be compacted)."""
         return not self.timers and not self.firing and not self.pending
 
-    def prune(self, horizon: Micros, mg_low: float) -> None:
+    def prune(self, now: Micros, horizon: Micros, mg_low: float) -> None:
         """Drop history older than horizon that no timer, open alert or lookback can still read."""
         # "Latest Mg" has no age limit, so the latest one is kept however old it is.
         keep_mg = {f.rests_on for f in self.firing.values() if f.rests_on is not None}
@@ -149,7 +149,7 @@ class PatientState:
         self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
         self.diuretics = [d for d in self.diuretics if d.at >= horizon]
         self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
-        self.pruned_at = horizon
+        self.pruned_at = now
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-ready data (for a changelog-backed table)."""

@@ -9,7 +9,7 @@ from alerts.events import Micros
 
 # T separator (t accepted), seconds required, any fraction, offset Z/z or +hh:mm / -hh:mm.
 _WITH_OFFSET = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
 )
 _WITHOUT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?")
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -43,11 +43,12 @@ def _is_leap(y: int) -> bool:
 _day_cache: dict[str, int] = {}
 
 
-def _day_micros(text: str, y: int, m: int, d: int) -> int:
+def _day_micros(text: str) -> int:
     key = text[:10]
     cached = _day_cache.get(key)
     if cached is not None:
         return cached
+    y, m, d = int(text[0:4]), int(text[5:7]), int(text[8:10])
     if not 1 <= m <= 12 or y < 1:
         raise TimestampError("bad_timestamp")
     last = 29 if m == 2 and _is_leap(y) else _DAYS_IN_MONTH[m - 1]
@@ -59,24 +60,45 @@ def _day_micros(text: str, y: int, m: int, d: int) -> int:
     return value
 
 
+_SECONDS = {f"{n:02d}": n * 1_000_000 for n in range(60)}
+_minute_cache: dict[str, int] = {}
+_CACHE_LIMIT = 200_000
+
+
 def parse_timestamp(text: str) -> Micros:
     """Parse an RFC 3339 timestamp with offset into UTC microseconds; raise TimestampError."""
+    # Fast path for the common "YYYY-MM-DDTHH:MM:SSZ": the minute prefix was fully validated
+    # when it entered the cache, and the seconds table holds only 00..59.
+    if len(text) == 20 and text[16] == ":" and (text[19] == "Z" or text[19] == "z"):
+        base = _minute_cache.get(text[:16])
+        seconds = _SECONDS.get(text[17:19])
+        if base is not None and seconds is not None:
+            return base + seconds
+    micros = _parse(text)
+    if len(text) == 20 and micros % 60_000_000 == int(text[17:19]) * 1_000_000:
+        if len(_minute_cache) >= _CACHE_LIMIT:
+            _minute_cache.clear()
+        _minute_cache[text[:16]] = micros - int(text[17:19]) * 1_000_000
+    return micros
+
+
+def _parse(text: str) -> Micros:
     match = _WITH_OFFSET.fullmatch(text)
     if match is None:
         if _WITHOUT_OFFSET.fullmatch(text):
             raise TimestampError("timestamp_without_offset")
         raise TimestampError("bad_timestamp")
-    y, mo, d, hh, mi, ss, frac, off = match.groups()
-    hour, minute, second = int(hh), int(mi), int(ss)
+    # The pattern fixes the positions of every field up to the seconds.
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
     # :60 leap seconds are rejected: they have no instant of their own in UTC arithmetic.
     if hour > 23 or minute > 59 or second > 59:
         raise TimestampError("bad_timestamp")
-    micros = _day_micros(text, int(y), int(mo), int(d))
-    micros += ((hour * 60 + minute) * 60 + second) * 1_000_000
+    micros = _day_micros(text) + ((hour * 60 + minute) * 60 + second) * 1_000_000
+    frac, off = match.group(1, 2)
     if frac:
         # More than six digits are truncated, never rounded (RULES.md section 7).
         micros += int((frac + "00000")[:6])
-    if off not in ("Z", "z"):
+    if off != "Z" and off != "z":
         oh, om = int(off[1:3]), int(off[4:6])
         if oh > 23 or om > 59:
             raise TimestampError("bad_timestamp")

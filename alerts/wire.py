@@ -19,23 +19,11 @@ from pydantic_core import PydanticCustomError
 from alerts.events import LabStatus, MedAction
 from alerts.timestamps import TimestampError, parse_timestamp
 
-_parsed: dict[str, int] = {}
-_PARSED_LIMIT = 200_000
-
-
 def _to_micros(text: str) -> int:
-    # Feeds repeat the same instants (minute resolution, shared specimen times): parse each once.
-    micros = _parsed.get(text)
-    if micros is not None:
-        return micros
     try:
-        micros = parse_timestamp(text)
+        return parse_timestamp(text)
     except TimestampError as exc:
         raise PydanticCustomError(exc.reason, "{reason}", {"reason": exc.reason}) from None
-    if len(_parsed) >= _PARSED_LIMIT:
-        _parsed.clear()
-    _parsed[text] = micros
-    return micros
 
 
 Timestamp = Annotated[StrictStr, AfterValidator(_to_micros)]
