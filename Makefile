@@ -32,3 +32,19 @@ kafka-stop:
 
 clean:
 	rm -rf $(VENV) .cache bench-data
+
+test: setup lint
+	scripts/kafka-local start
+	$(BIN)/pytest -q
+
+bench-replay: setup
+	$(BIN)/python scripts/bench_replay.py
+
+bench: bench-replay
+
+# End to end on a local default; replaced by the live-stream demo once the worker lands.
+run: setup
+	$(BIN)/python -m streams.synthetic_feed --patients 200 --days 7 --seed 7 --out .cache/demo-feed.ndjson
+	$(BIN)/kmg replay .cache/demo-feed.ndjson --out .cache/demo-alerts.ndjson --dead-letter .cache/demo-dead-letters.ndjson
+	@echo "first alerts (.cache/demo-alerts.ndjson):"
+	@head -n 5 .cache/demo-alerts.ndjson

@@ -1,0 +1,142 @@
+"""Benchmark `kmg replay` against the decode-only floor on generated feeds; print the figures.
+
+Usage: python scripts/bench_replay.py [--patients 20000] [--days 30] [--events 1000000]
+
+Each measurement runs in a fresh process so its peak memory is its own. The decode-only floor
+reads the same file and validates every line with the same models, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def feed(path: Path, patients: int, days: int, events: int, seed: int) -> Path:
+    """Generate the feed once; later runs reuse it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "streams.synthetic_feed",
+                "--patients",
+                str(patients),
+                "--days",
+                str(days),
+                "--events",
+                str(events),
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp),
+            ],
+            check=True,
+            cwd=REPO,
+        )
+        tmp.rename(path)
+    return path
+
+
+def measured(argv: list[str]) -> tuple[float, int]:
+    """Run a command in a fresh process; return (wall seconds, peak RSS in MiB)."""
+    code = (
+        "import resource, sys\n"
+        "from streams.cli import main\n"
+        "try:\n    status = main(sys.argv[2:])\nfinally:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    print('PEAK_KIB', peak, file=sys.stderr)\n"
+        "sys.exit(status)"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [PY, "-c", code, "-", *argv], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    wall = time.perf_counter() - started
+    rows = done.stderr.splitlines()
+    peak = next(int(row.split()[1]) for row in rows if row.startswith("PEAK_KIB"))
+    return wall, peak // 1024
+
+
+def decode_only(path: str) -> None:
+    """Decode and validate every line with the replay's models; print lines and seconds."""
+    from alerts.decoder import Decoder
+    from streams.rule_files import load_rule_config
+
+    decode = Decoder(load_rule_config()).decode
+    started = time.perf_counter()
+    n = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            decode(raw.rstrip(b"\n"))
+            n += 1
+    print(n, time.perf_counter() - started)
+
+
+def decode_floor(path: Path) -> tuple[int, float]:
+    out = subprocess.run(
+        [PY, __file__, "--decode-only", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[0]), float(out[1])
+
+
+def lines_in(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--decode-only", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.decode_only:
+        decode_only(args.decode_only)
+        return
+
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    name = f"feed-p{args.patients}-d{args.days}-e{args.events}-s{args.seed}.ndjson"
+    full = feed(args.data_dir / name, args.patients, args.days, args.events, args.seed)
+    half_days = max(args.days // 2, 1)
+    half_name = f"feed-p{args.patients}-d{half_days}-e{args.events // 2}-s{args.seed}.ndjson"
+    half = feed(args.data_dir / half_name, args.patients, half_days, args.events // 2, args.seed)
+
+    n, decode_s = decode_floor(full)
+    wall, peak = measured(["replay", str(full), "--out", os.devnull])
+    half_wall, half_peak = measured(["replay", str(half), "--out", os.devnull])
+    half_n = lines_in(half)
+
+    decode_rate = n / decode_s
+    replay_rate = n / wall
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"feed: {n} lines, {args.patients} patients, {args.days} days ({full.name})")
+    print(f"decode-only floor:  {decode_rate:10,.0f} events/s  ({decode_s:.1f} s)")
+    print(f"kmg replay:         {replay_rate:10,.0f} events/s  ({wall:.1f} s, process wall time)")
+    print(f"replay / floor:     {replay_rate / decode_rate:10.1%}")
+    print(f"peak memory:        {peak:10,d} MiB  ({args.days} days)")
+    print(
+        f"peak memory (half): {half_peak:10,d} MiB  ({half_days} days, {half_n} lines, "
+        f"{half_n / half_wall:,.0f} events/s)"
+    )
+    print(f"memory growth 2x feed length: {peak / max(half_peak, 1):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
