@@ -44,12 +44,12 @@ OBS_STATUS = {
     "entered-in-error": "entered-in-error",
 }
 REMOVALS = frozenset({"cancelled", "entered-in-error"})
-# "stopped" -> cancelled withdraws the order downstream even when doses were given before the
-# stop (a snapshot such as a bulk export shows only the last status); MedicationAdministration
-# resources, when the feed has them, still record those doses.
+# "stopped" is an order that was active and then ended: doses may have been given, and a
+# snapshot (a bulk export) shows only the last status. Reading it as a cancel would withdraw
+# the potassium episode and the diuretic exposure, so it stays an order (the safer reading).
 REQUEST_STATUS = {
-    **dict.fromkeys(("active", "completed", "on-hold"), "ordered"),
-    **dict.fromkeys(("cancelled", "stopped", "entered-in-error"), "cancelled"),
+    **dict.fromkeys(("active", "completed", "on-hold", "stopped"), "ordered"),
+    **dict.fromkeys(("cancelled", "entered-in-error"), "cancelled"),
 }
 ADMIN_STATUS = dict.fromkeys(("completed", "in-progress", "on-hold", "stopped"), "administered")
 ORDER_INTENTS = frozenset(
