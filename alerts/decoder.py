@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -30,6 +31,10 @@ _HEMOLYZED = frozenset({"hemolyzed", "hemolysed"})
 _PRELIMINARY = LabStatus.PRELIMINARY
 _CANCELLED_ACTION = MedAction.CANCELLED
 _LAB_KIND = "lab_result"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class IgnoreReason(StrEnum):
@@ -104,7 +109,12 @@ class Decoder:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return DeadLetter("bad_json", str(exc), raw)
+            # orjson refuses numbers beyond a double (1e400) and NaN/Infinity literals; the
+            # standard parser reads them, so such a message is non-finite, not broken JSON.
+            try:
+                obj = json.loads(raw, parse_constant=_no_constants)
+            except (ValueError, RecursionError):
+                return DeadLetter("bad_json", str(exc), raw)
         if not isinstance(obj, dict):
             return DeadLetter("not_an_object", f"a JSON {type(obj).__name__}", raw)
         defect = _envelope_defect(obj)
@@ -128,8 +138,6 @@ class Decoder:
         if analyte is None:
             return Ignored(obj["patient_id"], obj["event_id"], IgnoreReason.OTHER_LAB_CODE)
         lab = LabResultIn.model_validate(obj)
-        if lab.status == _PRELIMINARY:
-            return Ignored(lab.patient_id, lab.event_id, IgnoreReason.PRELIMINARY)
         value: float | None = None
         if lab.status not in REMOVAL_STATUSES:
             if lab.value is None:
@@ -150,6 +158,8 @@ class Decoder:
         resulted: Micros = lab.resulted_at  # type: ignore[assignment]
         if resulted < collected:
             return DeadLetter("resulted_before_collected", "resulted_at < collected_at", raw)
+        if lab.status == _PRELIMINARY:
+            return Ignored(lab.patient_id, lab.event_id, IgnoreReason.PRELIMINARY)
         flags = lab.flags
         hemolyzed = bool(flags) and any(f.strip().lower() in _HEMOLYZED for f in flags)  # type: ignore[union-attr]
         return LabResult(

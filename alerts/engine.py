@@ -120,7 +120,7 @@ class Engine:
         else:
             self._medication(state, ev, at, out, timers)  # type: ignore[arg-type]
         if at - state.pruned_at >= self.prune_every:
-            state.prune(at, at - self.w.history, self.cfg.mg_low)
+            state.prune(at, self.w, self.cfg.mg_low)
 
     def _lab(
         self, s: PatientState, ev: LabResult, at: Micros, out: list[Alert], timers: list[Timer]

@@ -75,10 +75,12 @@ class RuleConfig(BaseModel):
             raise ValueError("k_codes and mg_codes overlap")
         # Pruning keeps history_hours behind the watermark; every window must fit inside it,
         # or pruning would change the output.
+        hold_hours = self.hold_minutes / 60
         longest = max(
-            self.mg_lookback_hours + self.hold_minutes / 60,
-            self.k_recent_hours,
-            self.refractory_window_hours + self.hold_minutes / 60,
+            # a low-Mg evaluation reads episodes back to collection - lookback, and its
+            # evidence counts the refractory window before the newest of them
+            self.mg_lookback_hours + self.refractory_window_hours + hold_hours,
+            self.k_recent_hours + hold_hours,
             self.diuretic_lookback_hours,
             self.episode_gap_hours,
         )

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from alerts.alert import Rule, Severity
 from alerts.events import Micros
+from alerts.rule_config import Windows
 
 
 class TimerKind(StrEnum):
@@ -129,8 +130,9 @@ class PatientState:
         """Say whether nothing is pending, firing or buffered (the state may then be compacted)."""
         return not self.timers and not self.firing and not self.pending
 
-    def prune(self, now: Micros, horizon: Micros, mg_low: float) -> None:
-        """Drop history older than horizon that no timer, open alert or lookback can still read."""
+    def prune(self, now: Micros, w: Windows, mg_low: float) -> None:
+        """Drop history older than the history window that no timer, open alert or lookback reads."""
+        horizon = now - w.history
         # "Latest Mg" has no age limit, so the latest one is kept however old it is.
         keep_mg = {f.rests_on for f in self.firing.values() if f.rests_on is not None}
         latest_mg = latest_record(self.mg.values(), None, None, ignore_hemolyzed_at=mg_low)
@@ -138,11 +140,27 @@ class PatientState:
             keep_mg.add(_result_id_of(self.mg, latest_mg))
         self.k = {rid: r for rid, r in self.k.items() if r.collected >= horizon}
         self.mg = {rid: r for rid, r in self.mg.items() if r.collected >= horizon or rid in keep_mg}
+        # Evidence counts the episodes in the refractory window before an alert's episode; a
+        # pending low-Mg evaluation reads episodes back from its result's collection time,
+        # which a delayed result can put far behind the horizon.
+        windows = [
+            (f.episode_t0 - w.refractory_window, f.episode_t0)
+            for f in self.firing.values()
+            if f.episode_t0 is not None
+        ]
+        collected = {r.event_id: r.collected for r in self.mg.values()}
+        for t in self.timers:
+            if t.kind is TimerKind.LOW_MG and t.trigger_event_id in collected:
+                lo = collected[t.trigger_event_id] - w.mg_lookback - w.refractory_window
+                windows.append((lo, t.tau))
         newest = self.episodes[-1] if self.episodes else None
         self.episodes = [
             e
             for e in self.episodes
-            if e.t0 >= horizon or e.status is EpisodeStatus.PENDING or e is newest
+            if e.t0 >= horizon
+            or e.status is EpisodeStatus.PENDING
+            or e is newest
+            or any(lo <= e.t0 <= hi for lo, hi in windows)
         ]
         self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
         self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}

@@ -9,9 +9,9 @@ from alerts.events import Micros
 
 # T separator (t accepted), seconds required, any fraction, offset Z/z or +hh:mm / -hh:mm.
 _WITH_OFFSET = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-_WITHOUT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?")
+_WITHOUT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?", re.ASCII)
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICRO = timedelta(microseconds=1)
@@ -60,6 +60,8 @@ def _day_micros(text: str) -> int:
     return value
 
 
+_FIRST_INSTANT = _days_from_civil(1, 1, 1) * _DAY_MICROS
+_LAST_INSTANT = (_days_from_civil(9999, 12, 31) + 1) * _DAY_MICROS - 1
 _SECONDS = {f"{n:02d}": n * 1_000_000 for n in range(60)}
 _minute_cache: dict[str, int] = {}
 _CACHE_LIMIT = 200_000
@@ -104,15 +106,19 @@ def _parse(text: str) -> Micros:
             raise TimestampError("bad_timestamp")
         shift = (oh * 60 + om) * 60_000_000
         micros += -shift if off[0] == "+" else shift
+        # An offset can carry year 1 or 9999 out of the representable range of UTC instants.
+        if not _FIRST_INSTANT <= micros <= _LAST_INSTANT:
+            raise TimestampError("bad_timestamp")
     return micros
 
 
 def format_timestamp(micros: Micros) -> str:
     """Format UTC microseconds as YYYY-MM-DDTHH:MM:SS[.ffffff]Z."""
     dt = _EPOCH + micros * _ONE_MICRO
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    )
+    return f"{text}.{dt.microsecond:06d}Z" if dt.microsecond else f"{text}Z"
 
 
 def from_datetime(dt: datetime) -> Micros:

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from alerts.events import LabStatus, MedAction
 from alerts.timestamps import TimestampError, parse_timestamp
 
+
 def _to_micros(text: str) -> int:
     try:
         return parse_timestamp(text)
