@@ -82,6 +82,88 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.worker import run_worker
+
+    return run_worker(Settings())
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.topics import ensure_topics, topic_specs
+
+    settings = Settings()
+    created = asyncio.run(ensure_topics(settings))
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        print(f"{spec.name}: {spec.partitions} partitions ({state})")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.producer import produce
+    from streams.settings import Settings
+
+    settings = Settings()
+    with ExitStack() as stack:
+        inputs = _open_inputs(stack, args.files)
+        lines = (line for _, fh, _ in inputs for line in fh)
+        counts = asyncio.run(produce(settings, lines, final=args.final))
+    body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"
+    print(f"produced: {body}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.simulate import simulate
+
+    if args.rate <= 0 or args.patients < 1:
+        raise UsageError("--rate must be > 0 and --patients >= 1")
+    counts = asyncio.run(
+        simulate(Settings(), args.rate, args.patients, args.duration, seed=args.seed)
+    )
+    body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"
+    print(f"simulated: {body}", file=sys.stderr)
+    return 0
+
+
+def _add_stream_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    worker = sub.add_parser(
+        "worker", help="run a stream worker until SIGTERM (settings from KMG_* variables)"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    topics = sub.add_parser("topics", help="create the stream's topics if missing")
+    topics.set_defaults(func=cmd_topics)
+
+    produce = sub.add_parser("produce", help="send canonical NDJSON files to the input topics")
+    produce.add_argument(
+        "files", nargs="*", help="NDJSON inputs in arrival order (- or none: stdin)"
+    )
+    produce.add_argument(
+        "--final",
+        action="store_true",
+        help="then mark the end of input: workers drain each partition (W = +infinity) once "
+        "they have consumed it, as a replay does at its end (for bounded backfills)",
+    )
+    produce.set_defaults(func=cmd_produce)
+
+    simulate = sub.add_parser("simulate", help="send a synthetic feed at a steady rate")
+    simulate.add_argument("--rate", type=float, required=True, help="events per second")
+    simulate.add_argument("--patients", type=int, required=True, help="number of patients")
+    simulate.add_argument("--duration", type=float, help="seconds to run (default: until stopped)")
+    simulate.add_argument("--seed", type=int, default=1, help="feed seed (default 1)")
+    simulate.set_defaults(func=cmd_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kmg", description="K/Mg Sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a rule configuration file")
     check.add_argument("file", nargs="?", type=Path, help="TOML file (default: config/rules.toml)")
     check.set_defaults(func=cmd_check_config)
+
+    from streams.audit.run import configure_parser as configure_audit
+
+    configure_audit(
+        sub.add_parser("audit", help="retrospective audit report over historical feeds")
+    )
+    _add_stream_commands(sub)
     return parser
 
 

@@ -40,11 +40,11 @@ class ReplaySummary:
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as plain JSON-ready data with sorted keys."""
         return {
-            "events_by_kind": dict(sorted(self.events_by_kind.items())),
+            "events_by_kind": _plain(self.events_by_kind),
             "duplicates": self.duplicates,
-            "ignored": dict(sorted(self.ignored.items())),
-            "invalid": dict(sorted(self.invalid.items())),
-            "alerts": dict(sorted(self.alerts.items())),
+            "ignored": _plain(self.ignored),
+            "invalid": _plain(self.invalid),
+            "alerts": _plain(self.alerts),
             "unknown_removals": self.unknown_removals,
             "patients": self.patients,
         }
@@ -66,6 +66,10 @@ class ReplaySummary:
                 f"patients: {self.patients}",
             ]
         )
+
+
+def _plain(counts: Counter[str]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(counts.items())}
 
 
 def dead_letter_record(dead: DeadLetter, source: dict[str, Any]) -> dict[str, Any]:
@@ -166,8 +170,14 @@ class Replay:
             else:
                 summary.duplicates += 1
 
-    def run(self) -> ReplaySummary:
-        """Release every event and timer in order and flush the outputs."""
+    def run(self, engine: Engine | None = None) -> ReplaySummary:
+        """Release every event and timer in order and flush the outputs.
+
+        `engine` replaces the replay's own for this run: an audit passes a subclass that also
+        reports what each event changed.
+        """
+        if engine is not None:
+            self.engine = engine
         scheduler = EventTimeScheduler(self.engine, self.states, self._emit)
         self.summary.sorted_runs = self.sorter.runs
         process = scheduler.process

@@ -1,0 +1,354 @@
+"""The audit as one self-contained HTML page for pharmacy and quality teams (no script, no net)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from streams.audit.charts import (
+    BLUE,
+    ORANGE,
+    PURPLE,
+    SKY,
+    VERMILION,
+    YELLOW,
+    Series,
+    bar_chart,
+    column_chart,
+)
+from streams.audit.figures import TIME_BINS
+from streams.audit.glossary import PARAMETERS, how_to_read
+from streams.audit.style import CSS
+
+CONTEXTS = (  # key, plain name, colour
+    ("not_checked", "Mg not checked", VERMILION),
+    ("low_uncorrected", "Mg low, not corrected", ORANGE),
+    ("low_corrected", "Mg low, corrected", YELLOW),
+    ("repleted_unchecked", "Mg given, not checked", SKY),
+    ("normal", "Mg normal", BLUE),
+)
+SEVERITY_COLORS = (("warning", YELLOW), ("high", ORANGE), ("critical", VERMILION))
+RULE_NAMES = {
+    "MG_NOT_CHECKED": "Magnesium not checked",
+    "MG_LOW_UNCORRECTED": "Magnesium low, not corrected",
+    "REFRACTORY_HYPOKALEMIA": "Refractory hypokalaemia",
+}
+MAX_LOCATIONS_CHARTED = 40
+
+
+def _n(value: int | float | None) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and value != int(value):
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def _pct(share: dict[str, Any]) -> str:
+    return "–" if share["pct"] is None else f"{share['pct']:.1f}%"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _episodes(n: int) -> str:
+    return f"{n:,} episode" if n == 1 else f"{n:,} episodes"
+
+
+def _share_cell(share: dict[str, Any]) -> str:
+    return f"{_n(share['n'])} ({_pct(share)})"
+
+
+def _table(head: list[str], rows: list[list[str]], first_text: bool = True) -> str:
+    def cell(tag: str, i: int, body: str) -> str:
+        cls = ' class="t"' if i == 0 and first_text else ""
+        return f"<{tag}{cls}>{body}</{tag}>"
+
+    out = ["<table><tr>", *(cell("th", i, escape(h)) for i, h in enumerate(head)), "</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _card(value: str, label: str, sub: str) -> str:
+    return (
+        f'<div class="card"><div class="v">{value}</div><div class="l">{escape(label)}</div>'
+        f'<div class="s">{escape(sub)}</div></div>'
+    )
+
+
+def _headline(o: dict[str, Any]) -> str:
+    n = o["episodes"]
+    ctx = o["mg_context"]
+    return (
+        '<div class="cards">'
+        + "".join(
+            [
+                _card(
+                    _n(n),
+                    "potassium repletion episodes",
+                    f"{_n(o['withdrawn_episodes'])} more were cancelled before the check",
+                ),
+                _card(
+                    _pct(ctx["not_checked"]),
+                    "magnesium not checked",
+                    _episodes(ctx["not_checked"]["n"]),
+                ),
+                _card(
+                    _pct(ctx["low_uncorrected"]),
+                    "magnesium low and not corrected",
+                    _episodes(ctx["low_uncorrected"]["n"]),
+                ),
+                _card(
+                    _pct(o["refractory"]),
+                    "refractory hypokalaemia pattern",
+                    _episodes(o["refractory"]["n"]),
+                ),
+                _card(
+                    _pct(o["episodes_with_alert"]),
+                    "episodes that raised an alert",
+                    _episodes(o["episodes_with_alert"]["n"]),
+                ),
+                _card(
+                    _rate(o["alerts_per_100_episodes"]["total"]),
+                    "alerts per 100 episodes",
+                    f"{_n(o['alerts_fired']['total'])} alerts would have fired",
+                ),
+            ]
+        )
+        + "</div>"
+    )
+
+
+def _context_section(title: str, groups: dict[str, Any], charted: list[str], columns: bool) -> str:
+    names = list(groups)
+    counts = [
+        Series(name, color, [groups[g]["mg_context"][key]["n"] for g in names])
+        for key, name, color in CONTEXTS
+    ]
+    shares = [
+        Series(name, color, [groups[g]["mg_context"][key]["pct"] for g in charted])
+        for key, name, color in CONTEXTS[:2]
+    ] + [Series("Refractory pattern", PURPLE, [groups[g]["refractory"]["pct"] for g in charted])]
+    parts = [f"<h2>{escape(title)}</h2>"]
+    if columns:
+        parts.append("<h3>Episodes by magnesium status</h3>")
+        label = f"{title}: episodes by magnesium status"
+        parts.append(column_chart(label, names, counts, stacked=True))
+        parts.append("<h3>Share of episodes with a magnesium problem</h3>")
+        label = f"{title}: share of episodes"
+        parts.append(column_chart(label, names, shares, unit="%", decimals=1))
+    else:
+        parts.append("<h3>Share of episodes with a magnesium problem</h3>")
+        if len(charted) < len(names):
+            parts.append(
+                f'<p class="small">The chart shows the {len(charted)} locations with the most '
+                "episodes; the table lists all.</p>"
+            )
+        label = f"{title}: share of episodes"
+        parts.append(bar_chart(label, charted, shares, unit="%", decimals=1))
+    head = [
+        "",
+        "episodes",
+        "Mg not checked",
+        "Mg low, not corrected",
+        "Mg low, corrected",
+        "Mg given, not checked",
+        "Mg normal",
+        "refractory",
+        "alerts per 100",
+        "cancelled",
+    ]
+    rows = []
+    for g in names:
+        f = groups[g]
+        ctx = f["mg_context"]
+        rows.append(
+            [escape(g), _n(f["episodes"])]
+            + [_share_cell(ctx[key]) for key, _, _ in CONTEXTS]
+            + [
+                _share_cell(f["refractory"]),
+                _rate(f["alerts_per_100_episodes"]["total"]),
+                _n(f["withdrawn_episodes"]),
+            ]
+        )
+    parts.append(_table(head, rows))
+    return "".join(parts)
+
+
+def _times_section(
+    title: str, block: dict[str, Any], subgroup: str, sub_name: str, what: str
+) -> str:
+    """Return a time histogram: all episodes beside the subgroup the time matters most for."""
+    all_bins, sub_bins = block["all_episodes"], block[subgroup]
+    n_all, n_sub = sum(all_bins.values()), sum(sub_bins.values())
+
+    def pct(bins: dict[str, int], total: int) -> list[float | None]:
+        return [None if total == 0 else round(100 * bins[b.key] / total, 1) for b in TIME_BINS]
+
+    labels = [b.label for b in TIME_BINS]
+    series = [
+        Series(f"all episodes (n={n_all:,})", BLUE, pct(all_bins, n_all)),
+        Series(f"{sub_name} (n={n_sub:,})", VERMILION, pct(sub_bins, n_sub)),
+    ]
+    rows = [
+        [
+            escape(b.label),
+            _n(all_bins[b.key]),
+            _rate(pct(all_bins, n_all)[i]) + "%",
+            _n(sub_bins[b.key]),
+            _rate(pct(sub_bins, n_sub)[i]) + "%",
+        ]
+        for i, b in enumerate(TIME_BINS)
+    ]
+    return (
+        f"<h2>{escape(title)}</h2><p>Hours from t0 to {what}. Share of episodes in each time "
+        f"band; the last band holds episodes with none within the follow-up.</p>"
+        + '<div class="pair">'
+        + column_chart(title, labels, series, unit="%", decimals=1, width=560, height=280)
+        + _table(["time after t0", "all", "%", sub_name.replace("episodes with ", ""), "%"], rows)
+        + "</div>"
+    )
+
+
+def _alerts_section(o: dict[str, Any], months: dict[str, Any]) -> str:
+    rules = list(RULE_NAMES)
+    series = [
+        Series(sev, color, [o["alerts_per_100_episodes"][r][sev] for r in rules])
+        for sev, color in SEVERITY_COLORS
+    ]
+    rows = []
+    for r in rules:
+        fired, per = o["alerts_fired"][r], o["alerts_per_100_episodes"][r]
+        rows.append(
+            [escape(RULE_NAMES[r]) + f"<br><code>{r}</code>"]
+            + [f"{_n(fired[s])} ({_rate(per[s])})" for s, _ in SEVERITY_COLORS]
+            + [f"{_n(fired['total'])} ({_rate(per['total'])})"]
+        )
+    by_month = [
+        [escape(m)]
+        + [_rate(f["alerts_per_100_episodes"][r]["total"]) for r in rules]
+        + [_rate(f["alerts_per_100_episodes"]["total"])]
+        for m, f in months.items()
+    ]
+    return (
+        "<h2>Alerts that would have fired</h2><p>Alerts per 100 episodes by rule and severity. "
+        "Counts, with the rate per 100 episodes in brackets.</p>"
+        + '<div class="pair">'
+        + column_chart(
+            "Alerts per 100 episodes by rule and severity",
+            [RULE_NAMES[r] for r in rules],
+            series,
+            decimals=1,
+            width=480,
+            height=260,
+        )
+        + _table(["rule", "warning", "high", "critical", "all"], rows)
+        + "</div>"
+        + "<h3>Alerts per 100 episodes, by month</h3>"
+        + _table(["month", *(RULE_NAMES[r] for r in rules), "all"], by_month)
+    )
+
+
+def _input_section(inp: dict[str, Any]) -> str:
+    rows = [
+        ["format", escape(inp["format"])],
+        ["files", escape(", ".join(inp["files"]))],
+        ["facility time zone", escape(inp["facility_timezone"])],
+        ["events read", _n(sum(inp["events_by_kind"].values()))],
+        *([f"&nbsp;&nbsp;{escape(k)}", _n(v)] for k, v in inp["events_by_kind"].items()),
+        ["duplicates (ignored)", _n(inp["duplicates"])],
+        ["ignored (other codes, drugs, preliminary)", _n(sum(inp["ignored"].values()))],
+        ["dead letters (not usable, see dead_letters.ndjson)", _n(inp["dead_letters"])],
+        *([f"&nbsp;&nbsp;{escape(k)}", _n(v)] for k, v in inp["invalid"].items()),
+        *([f"&nbsp;&nbsp;feed: {escape(k)}", _n(v)] for k, v in inp["adapter_rejected"].items()),
+        ["patients", _n(inp["patients"])],
+    ]
+    return "<h2>Data read</h2>" + _table(["what", "count"], rows)
+
+
+def _config_section(cfg: dict[str, Any], rule_version: str) -> str:
+    rows = []
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            shown = "<br>".join(
+                f"{escape(str(k))}: {escape(', '.join(map(str, v)))}" for k, v in value.items()
+            )
+        elif isinstance(value, list):
+            shown = escape(", ".join(map(str, value)))
+        else:
+            shown = escape(str(value).lower() if isinstance(value, bool) else str(value))
+        meaning = escape(PARAMETERS.get(key, ""))
+        rows.append([f"<code>{escape(key)}</code>", shown, meaning])
+    table = _table(["parameter", "value", "meaning"], rows).replace("<td>", '<td class="t">')
+    return (
+        f"<h2>Configuration used</h2><p>Rule version <code>{escape(rule_version)}</code> "
+        "(the same stamp is on every alert). Every rule parameter:</p>"
+        + table.replace("<th>", '<th class="t">')
+    )
+
+
+def _anything(group: dict[str, Any]) -> bool:
+    return bool(group["episodes"] or group["withdrawn_episodes"] or group["alerts_fired"]["total"])
+
+
+def render_report(summary: dict[str, Any], produced_at: str | None = None) -> str:
+    """Return the report page for a summary.json document."""
+    o, cfg, defs = summary["overall"], summary["config"], summary["definitions"]
+    # A month or location with only resolutions in it (an alert closing after the last
+    # episode) has nothing to show: JSON keeps it, the page leaves it out.
+    months = {k: v for k, v in summary["by_month"].items() if _anything(v)}
+    locations = {k: v for k, v in summary["by_location"].items() if _anything(v)}
+    period = summary["period"]
+    span = (
+        f"{period['first_t0'][:10]} to {period['last_t0'][:10]}"
+        if period["first_t0"]
+        else "no episodes"
+    )
+    charted = sorted(locations, key=lambda k: (-locations[k]["episodes"], k))[
+        :MAX_LOCATIONS_CHARTED
+    ]
+    charted.sort()
+    definitions = "".join(
+        f"<li><b>{escape(k.replace('_', ' '))}</b>: {escape(str(v))}</li>"
+        for k, v in defs.items()
+        if isinstance(v, str)
+    )
+    produced = f" Produced {escape(produced_at)}." if produced_at else ""
+    body = [
+        "<h1>Potassium repletion without magnesium: retrospective audit</h1>",
+        f'<p class="meta">Episodes started {escape(span)} (UTC dates). Rule version '
+        f"<code>{escape(summary['rule_version'])}</code>.{produced}</p>",
+        how_to_read(cfg, defs["follow_up_hours"]),
+        "<h2>Headline</h2>",
+        _headline(o),
+        _context_section("By month (of t0)", months, list(months), True),
+        _context_section("By location", locations, charted, False),
+        _times_section(
+            "Time to the first magnesium result",
+            o["time_to_first_mg_result"],
+            "mg_not_checked_episodes",
+            "episodes with Mg not checked",
+            "the first magnesium result that became available",
+        ),
+        _times_section(
+            "Time to the first magnesium repletion",
+            o["time_to_first_mg_repletion"],
+            "mg_low_uncorrected_episodes",
+            "episodes with Mg low, not corrected",
+            "the first magnesium order or dose",
+        ),
+        _alerts_section(o, months),
+        _input_section(summary["input"]),
+        f"<h2>Definitions</h2><ul>{definitions}</ul>",
+        _config_section(cfg, summary["rule_version"]),
+        '<p class="small">Made by <code>kmg audit</code>. The numbers are also in summary.json; '
+        "one row per episode in episodes.csv; the alerts in alerts.ndjson.</p>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>K/Mg audit</title>"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
