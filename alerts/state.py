@@ -131,7 +131,7 @@ class PatientState:
         return not self.timers and not self.firing and not self.pending
 
     def prune(self, now: Micros, w: Windows, mg_low: float) -> None:
-        """Drop history older than the history window that no timer, open alert or lookback reads."""
+        """Drop history beyond the history window that no timer, open alert or lookback reads."""
         horizon = now - w.history
         # "Latest Mg" has no age limit, so the latest one is kept however old it is.
         keep_mg = {f.rests_on for f in self.firing.values() if f.rests_on is not None}
