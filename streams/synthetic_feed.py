@@ -1,0 +1,1277 @@
+"""Deterministic generator of a realistic synthetic canonical K/Mg event feed.
+
+The feed follows the input contract of ``spec/RULES.md`` section 1: one canonical JSON event per
+line (``lab_result`` or ``medication``, the keys in the order of the golden scenarios), in
+*arrival* order. It is used by the replay benchmark, by the stream simulator and by tests.
+
+Model (per patient, with a per-patient random profile drawn once):
+
+* one hospital stay per patient overlapping the window (length of stay log-normal); patients
+  in-house at the start continue a stay begun earlier;
+* a morning panel collected 04:00-07:00 and resulted 30-120 min later: potassium (serum 2823-3)
+  on almost every day, magnesium (19123-9 mg/dL, some 2601-3 mmol/L or mEq/L) on most days,
+  and other chemistry codes (sodium, creatinine, ...) that the rules ignore; an admission panel
+  at the admission time; occasional STAT labs (point-of-care 6298-4 in ICUs) and K rechecks;
+* latent K and Mg levels per patient (a hypokalaemic and a low-magnesium subgroup, diuretic
+  users lower), which repletion raises (K less so while Mg is low and uncorrected);
+* potassium chloride orders after a low K (tablet, powder, IV runs, a K/Mg premix now and then;
+  RxNorm 8591, a local code or no code), usually followed by 1-3 administrations under the
+  same order_id, some standing daily orders; magnesium sulfate/oxide co-ordered within 30 min,
+  hours later or never, by a per-patient habit, or an add-on Mg test on the morning specimen;
+  loop/thiazide diuretics for a subgroup; ignored drugs (spironolactone, milk of magnesia,
+  losartan potassium, maintenance fluids with "Potassium Chl", acetaminophen, ...);
+* lab corrections, removals and preliminary results, hemolysed specimens, order cancellations
+  (some with code and name null), ``+01:00`` offsets for some patients.
+
+On top of the valid events, ``invalid_rate`` of the lines are deliberately invalid in the ways of
+RULES.md section 7 and ``duplicate_rate`` of the lines are byte copies of an earlier line re-sent
+within a minute. Arrival order is availability order with a jitter: a line arrives at most
+``MAX_JITTER_MICROS`` (5 min) after lines whose availability is later.
+
+With ``target_events`` the lengths of stay are scaled so that the in-house patient-days times
+the measured lines per patient-day reach the target, and each day the number of other chemistry
+results on the day's panels is set so that the running total follows the target (so the total
+lands within a fraction of a percent of it when the target is reachable: roughly 4 to 12 lines
+per patient-day, i.e. from ``4 * patients`` up to ``12 * patients * days``; beyond, best effort).
+
+Memory is bounded by one day of events: the feed is generated day by day for all patients (each
+event of day d is available at or after d's start); the day's lines, with the few carried over,
+are sorted by arrival key and every line keyed before the next day's start is emitted. Arrival
+jitter, duplicates and invalid lines are decided when a line is generated, so the emission is a
+stable sort. Everything derives from ``random.Random`` instances seeded from ``FeedShape.seed``:
+one shape gives the same bytes. Day slices start at ``start`` (normally a UTC midnight; the
+daily schedule is relative to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import IO, Final
+
+import orjson
+
+__all__ = ["MAX_JITTER_MICROS", "FeedShape", "generate", "main", "write_ndjson"]
+
+MAX_JITTER_MICROS: Final = 300_000_000
+"""The most a line arrives after a line whose availability is later (5 minutes)."""
+
+_DUP_DELAY_MICROS: Final = 60_000_000
+_DAY: Final = 86_400
+_HOUR: Final = 3_600
+
+# Line tags (internal): what a yielded line is.
+_T_OTHER_LAB: Final = 0  # lab with a code outside the K/Mg sets
+_T_KMG_FINAL: Final = 1  # K/Mg lab, final or corrected, with value and unit
+_T_KMG_OTHER: Final = 2  # K/Mg lab, preliminary or removal
+_T_MED: Final = 3  # medication ordered or administered
+_T_MED_CANCEL: Final = 4  # medication cancelled
+_T_INVALID: Final = 5
+_T_DUPLICATE: Final = 6
+
+WARDS: Final = ("ICU-A", "ICU-B", "CCU", "WARD-4E", "WARD-5W")
+_WARD_CUM: Final = (0.11, 0.22, 0.32, 0.66, 1.0)
+_ICU_WARDS: Final = frozenset({"ICU-A", "ICU-B", "CCU"})
+
+K_SERUM: Final = "2823-3"
+K_POC: Final = "6298-4"
+MG_MASS: Final = "19123-9"
+MG_MOLES: Final = "2601-3"
+MG_MG_DL_PER_MMOL_L: Final = 2.4305
+MG_MG_DL_PER_MEQ_L: Final = 1.21525
+
+# (cumulative weight, spelling) for potassium units and magnesium reporting styles.
+_K_UNITS: Final = (
+    (0.58, "mmol/L"),
+    (0.86, "mEq/L"),
+    (0.93, "meq/l"),
+    (0.97, "MMOL/L"),
+    (1.0, "mEq/l"),
+)
+# (cumulative weight, code, unit, divisor from mg/dL, decimals)
+_MG_STYLES: Final = (
+    (0.80, MG_MASS, "mg/dL", 1.0, 1),
+    (0.86, MG_MASS, "mg/dl", 1.0, 1),
+    (0.95, MG_MOLES, "mmol/L", MG_MG_DL_PER_MMOL_L, 2),
+    (0.97, MG_MOLES, "MMOL/L", MG_MG_DL_PER_MMOL_L, 2),
+    (1.0, MG_MOLES, "mEq/L", MG_MG_DL_PER_MEQ_L, 2),
+)
+
+# Other chemistry on the same specimen (ignored by the rules): code, unit, value maker.
+_OTHER_LABS: Final = (
+    ("2951-2", "mmol/L", lambda g: round(g(139.0, 3.5))),  # sodium
+    ("2160-0", "mg/dL", lambda g: round(max(0.3, 0.8 + g(0.0, 0.55) ** 2 + g(0.0, 0.15)), 2)),
+    ("2345-7", "mg/dL", lambda g: round(max(48.0, g(128.0, 34.0)))),  # glucose
+    ("3094-0", "mg/dL", lambda g: round(max(4.0, g(19.0, 8.0)))),  # urea nitrogen
+    ("2075-0", "mmol/L", lambda g: round(g(102.0, 4.0))),  # chloride
+    ("2028-9", "mmol/L", lambda g: round(g(24.0, 3.0))),  # carbon dioxide
+    ("17861-6", "mg/dL", lambda g: round(g(8.8, 0.5), 1)),  # calcium
+    ("2777-1", "mg/dL", lambda g: round(max(0.8, g(3.5, 0.8)), 1)),  # phosphate
+    ("2524-7", "mmol/L", lambda g: round(max(0.4, g(1.5, 0.6)), 1)),  # lactate
+    ("1995-0", "mmol/L", lambda g: round(g(1.15, 0.06), 2)),  # ionized calcium
+)
+_OTHER_MAX: Final = len(_OTHER_LABS)
+_OTHER_MEAN: Final = 3.0
+"""Mean number of other chemistry results per patient panel without a target."""
+_POOL: Final = 512
+_JN: Final = 1 << 16
+_TS_DAYS: Final = 4
+_WRITE_CHUNK: Final = 512
+_JMASK: Final = _JN - 1
+_ZN: Final = 8192
+
+_EVENTS_PER_PATIENT_DAY: Final = 7.4
+"""Measured mean lines per in-house patient-day without a target (4.1 K/Mg and medication
+events plus 3.3 other chemistry results); the first guess of the length-of-stay scaling."""
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+class _Drug:
+    """A drug product and its pre-serialised ``code, name, route, dose, dose_unit`` fragments."""
+
+    __slots__ = ("dose", "dose_unit", "frag_local", "frag_null", "frag_rx", "name", "route")
+
+    def __init__(
+        self, name: str, rxnorm: str | None, local: str, route: str, dose: float, dose_unit: str
+    ) -> None:
+        self.name, self.route, self.dose, self.dose_unit = name, route, dose, dose_unit
+        rest = (
+            f'"name":{_json(name)},"route":{_json(route)},"dose":{_json(dose)},'
+            f'"dose_unit":{_json(dose_unit)}'
+        )
+        self.frag_rx = f'"code":{_json(rxnorm)},{rest}'
+        self.frag_local = f'"code":{_json(local)},{rest}'
+        self.frag_null = f'"code":null,{rest}'
+
+
+_NO_DRUG_FRAG: Final = '"code":null,"name":null,"route":null,"dose":null,"dose_unit":null'
+
+_K_PO: Final = (
+    _Drug("Potassium chloride ER 20 mEq tablet", "8591", "KCL20ER", "PO", 20, "mEq"),
+    _Drug("Potassium chloride ER 20 mEq tablet", "8591", "KCL20ER", "PO", 40, "mEq"),
+    _Drug("Klor-Con M20 20 mEq tablet", "8591", "KLORCONM20", "PO", 20, "mEq"),
+    _Drug("Potassium chloride 40 mEq oral powder packet", "8591", "KCL40PWD", "PO", 40, "mEq"),
+    _Drug("K-Dur 20 mEq tablet", "8591", "KDUR20", "PO", 20, "mEq"),
+    _Drug("Potassium Chloride 10% oral solution 20 mEq/15 mL", "8591", "KCLLIQ", "PO", 20, "mEq"),
+)
+_K_IV: Final = (
+    _Drug("Potassium Chloride 20 mEq/100 mL IV", "8591", "KCL20IV", "IV", 20, "mEq"),
+    _Drug("KCl 10 mEq/50 mL IVPB", "8591", "KCL10PB", "IV", 10, "mEq"),
+    _Drug("KCl 10 mEq/50 mL IVPB", "8591", "KCL10PB", "IV", 10, "mEq"),
+    _Drug(
+        "Potassium chloride 10 mEq in 100 mL sterile water IV", "8591", "KCL10SW", "IV", 10, "mEq"
+    ),
+    _Drug("Potassium Chloride 40 mEq/100 mL IV (central line)", "8591", "KCL40CL", "IV", 40, "mEq"),
+)
+_K_PHOS: Final = _Drug(
+    "Potassium phosphate 15 mmol in 250 mL NS IV", None, "KPHOS15", "IV", 15, "mmol"
+)
+_K_PREMIX: Final = _Drug(
+    "Potassium chloride 20 mEq / Magnesium sulfate 1 g in 250 mL",
+    None,
+    "KMGPREMIX",
+    "IV",
+    250,
+    "mL",
+)
+_MG_IV: Final = (
+    _Drug("Magnesium sulfate 2 g/50 mL IV", "6585", "MGSO42G", "IV", 2, "g"),
+    _Drug("Magnesium Sulfate 1 g/100 mL IVPB", "6585", "MGSO41G", "IV", 1, "g"),
+    _Drug("MgSO4 4 g/100 mL IV", "6585", "MGSO44G", "IV", 4, "g"),
+    _Drug("Magnesium sulfate 2 g/50 mL IV", "6585", "MGSO42G", "IV", 2, "g"),
+)
+_MG_PO: Final = (
+    _Drug("Magnesium oxide 400 mg tablet", "29155", "MGOX400", "PO", 400, "mg"),
+    _Drug("Mag-Ox 400 mg tablet", "29155", "MAGOX400", "PO", 400, "mg"),
+    _Drug("Slow-Mag 64 mg tablet", None, "SLOWMAG", "PO", 128, "mg"),
+)
+_LOOP: Final = (
+    _Drug("Furosemide 40 mg IV", "4603", "FUROS40IV", "IV", 40, "mg"),
+    _Drug("Furosemide 20 mg tablet", "4603", "FUROS20", "PO", 20, "mg"),
+    _Drug("Lasix 40 mg tablet", "4603", "LASIX40", "PO", 40, "mg"),
+    _Drug("Bumetanide 1 mg IV", "1808", "BUMEX1", "IV", 1, "mg"),
+    _Drug("Torsemide 20 mg tablet", "38413", "TORSEM20", "PO", 20, "mg"),
+)
+_THIAZIDE: Final = (
+    _Drug("Hydrochlorothiazide 25 mg tablet", "5487", "HCTZ25", "PO", 25, "mg"),
+    _Drug("Metolazone 5 mg tablet", "6916", "METOL5", "PO", 5, "mg"),
+    _Drug("Chlorthalidone 25 mg tablet", "2409", "CHLORTH25", "PO", 25, "mg"),
+    _Drug("Triamterene-hydrochlorothiazide 37.5-25 mg tablet", None, "TRIAMHCTZ", "PO", 1, "tab"),
+)
+# Drugs the rules must ignore (RxNorm ingredient codes outside every class set, or none).
+_IGNORED: Final = (
+    _Drug("Acetaminophen 650 mg tablet", "161", "APAP650", "PO", 650, "mg"),
+    _Drug("Spironolactone 25 mg tablet", "9997", "SPIRO25", "PO", 25, "mg"),
+    _Drug("Magnesium hydroxide (milk of magnesia) 30 mL", "6582", "MOM30", "PO", 30, "mL"),
+    _Drug("Losartan potassium 50 mg tablet", "52175", "LOSAR50", "PO", 50, "mg"),
+    _Drug("Metoprolol tartrate 25 mg tablet", "6918", "METOP25", "PO", 25, "mg"),
+    _Drug("Pantoprazole 40 mg tablet", "40790", "PANTO40", "PO", 40, "mg"),
+    _Drug("Heparin 5000 units SC", "5224", "HEP5000", "SC", 5000, "units"),
+    _Drug("Atorvastatin 40 mg tablet", "83367", "ATORVA40", "PO", 40, "mg"),
+    _Drug("Docusate sodium 100 mg capsule", "82003", "DOCU100", "PO", 100, "mg"),
+    _Drug("Ondansetron 4 mg IV", "26225", "ONDAN4", "IV", 4, "mg"),
+)
+_PRN: Final = frozenset({"Acetaminophen", "Magnesium", "Ondansetron"})
+_MIVF: Final = _Drug("Potassium Chl 20 mEq / 1000 mL D5 1/2 NS", None, "MIVFK20", "IV", 1000, "mL")
+
+_DEFECTS: Final = (
+    "bad_json",
+    "missing_patient_id",
+    "bad_unit",
+    "implausible_value",
+    "timestamp_without_offset",
+    "resulted_before_collected",
+    "missing_code_and_name",
+)
+_HEMO: Final = '["hemolyzed"]'
+# Reported values by hundredths / tenths: (float, its JSON text), so the hot path neither
+# rounds nor formats floats.
+_DEC1: Final = tuple((i / 10, repr(i / 10)) for i in range(100))
+_DEC2: Final = tuple((i / 100, repr(i / 100)) for i in range(400))
+_KEY: Final = itemgetter(0)
+_TAG: Final = itemgetter(2)
+_LINE: Final = itemgetter(3)
+
+
+@dataclass(frozen=True)
+class FeedShape:
+    """Describe the size, seed and noise levels of a synthetic feed."""
+
+    patients: int  # distinct patients, one stay each, ids SP000001...
+    days: int  # the feed covers [start, start + days)
+    seed: int = 1  # same shape and seed: the same bytes
+    start: datetime = field(default_factory=lambda: datetime(2024, 3, 1, tzinfo=UTC))
+    invalid_rate: float = 0.001  # fraction of the lines that are deliberately invalid
+    duplicate_rate: float = 0.002  # fraction of the lines that are re-sent copies
+    target_events: int | None = None  # total lines wanted (lengths of stay are scaled)
+
+    def __post_init__(self) -> None:
+        if self.patients < 1 or self.days < 1:
+            raise ValueError("patients and days must be >= 1")
+        if self.start.tzinfo is None or self.start.utcoffset() is None:
+            raise ValueError("start must be timezone-aware")
+        if self.invalid_rate < 0.0 or self.duplicate_rate < 0.0:
+            raise ValueError("rates must be >= 0")
+        if self.invalid_rate + self.duplicate_rate >= 0.5:
+            raise ValueError("invalid_rate + duplicate_rate must be < 0.5")
+        if self.target_events is not None and self.target_events < 1:
+            raise ValueError("target_events must be >= 1")
+
+
+class _Patient:
+    """Profile and running state of one synthetic patient."""
+
+    __slots__ = (
+        "admit",
+        "admit_sec",
+        "addon_p",
+        "cardiac",
+        "co_p",
+        "diur_given",
+        "diuretics",
+        "draw_min",
+        "end",
+        "first",
+        "frag",
+        "icu",
+        "k_given",
+        "k_mu",
+        "k_state",
+        "k_thresh",
+        "k_unit",
+        "last_k_order",
+        "late_p",
+        "meds",
+        "mg_check",
+        "mg_code",
+        "mg_coll",
+        "mg_dec",
+        "mg_div",
+        "mg_mu",
+        "mg_rep",
+        "mg_state",
+        "mg_target",
+        "mg_unit",
+        "mg_val",
+        "off",
+        "other_w",
+        "r_admit",
+        "ss",
+        "standing",
+        "standing_p",
+        "stat_q",
+        "u_los",
+    )
+    frag: str  # '"patient_id":...,"encounter_id":...,"location":...'
+    off: int  # 0, or 3600 for a patient whose times are written with +01:00
+    ss: list[str]  # the seconds-and-offset suffixes of the patient's timestamps
+    icu: bool
+    cardiac: bool
+    u_los: float  # relative length of stay (mean 1)
+    r_admit: float  # where the stay falls in the window
+    admit: int  # admission day (may be < 0: admitted before the window)
+    first: int  # first and one-past-last in-house day within the window
+    end: int
+    admit_sec: int  # admission second of the day
+    k_mu: float  # latent potassium (mmol/L): mean and today's level
+    k_state: float
+    k_unit: str
+    mg_mu: float  # latent magnesium (mg/dL): mean and today's level
+    mg_state: float
+    mg_code: str
+    mg_unit: str
+    mg_div: float  # mg/dL per reported unit
+    mg_dec: int  # decimals reported
+    mg_check: float  # probability that a panel includes magnesium
+    draw_min: int  # habitual morning draw (minutes after midnight)
+    stat_q: float  # STAT lab continuation probability
+    k_thresh: float  # the team's potassium repletion threshold
+    mg_target: float  # the team's magnesium target (mg/dL)
+    co_p: float  # magnesium habit: co-order within 30 min, hours later (else never)
+    late_p: float
+    addon_p: float  # probability of an add-on Mg test when Mg is unknown
+    standing_p: float  # probability that an oral KCl order is a standing daily order
+    diuretics: list[list]  # running orders: [drug, bid, order_id, coding, head, tail]
+    meds: list[list]  # running orders of ignored drugs: [drug, prn, order_id, ...]
+    standing: list | None  # standing KCl order: [drug, days left, order_id, ...]
+    mg_val: float | None  # latest Mg (mg/dL) that counts, and its collection time
+    mg_coll: int
+    mg_rep: int  # time of the latest magnesium dose
+    k_given: float  # K rise from today's doses, applied overnight
+    diur_given: bool
+    other_w: float  # weight of the patient in the allocation of other chemistry
+    last_k_order: int
+
+
+def _cum_pick(table: tuple, r: float) -> tuple:
+    for row in table:
+        if r < row[0]:
+            return row
+    return table[-1]
+
+
+def _admission_second(r: float) -> int:
+    """Map a uniform draw to an admission time of day (mostly daytime and evening)."""
+    if r < 0.12:
+        return int(r / 0.12 * 8 * _HOUR)
+    if r < 0.72:
+        return int(8 * _HOUR + (r - 0.12) / 0.6 * 10 * _HOUR)
+    return min(_DAY - 1, int(18 * _HOUR + (r - 0.72) / 0.28 * 6 * _HOUR))
+
+
+Pending = list[tuple[float, int, int, str]]
+"""Lines not yet emitted: (arrival key in micros, available_micros, tag, line). The key is a
+float (exact below 2**53 micros, i.e. before the year 2255) so that sorting is fast; the sort
+is stable, so lines with equal keys keep their (deterministic) generation order."""
+
+
+class _Generator:
+    """Day-by-day generation of one feed, with sorting and emission in arrival order."""
+
+    def __init__(self, shape: FeedShape) -> None:
+        self.shape = shape
+        seed = shape.seed
+        self.rng = random.Random(f"kmg-synthetic-feed:{seed}:content")
+        self.nrng = random.Random(f"kmg-synthetic-feed:{seed}:noise")
+        self.lab_head = '{"kind":"lab_result","event_id":"' + f"g{seed}-"
+        self.med_head = '{"kind":"medication","event_id":"' + f"g{seed}-"
+        self.inv_prefix = f"g{seed}-x"
+        self.n = 0  # valid events generated (the event_id number)
+        self.inv_seq = 0
+        self.dropped = 0  # valid lines left out because available before start
+        self.scan_top = 1 << 62
+        self.oid = 0
+        self.out: Pending = []
+        # Times are held as integer seconds since the UTC midnight of the start day (small
+        # ints keep the arithmetic cheap) and turned into epoch micros only for the sort key.
+        start = shape.start.astimezone(UTC)
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        self.midnight = midnight
+        mid0 = int(midnight.timestamp())
+        self.a0 = mid0 * 1_000_000
+        self.start_rel = int(start.timestamp()) - mid0
+        self.start_a = self.a0 + self.start_rel * 1_000_000
+        # Calendar days generated: one more when start is not a midnight (the lines available
+        # before start are then left out), so that [start, start + days) is covered.
+        self.nd = shape.days + (1 if self.start_rel else 0)
+        self.dayp = [
+            (midnight + timedelta(days=d)).strftime("%Y-%m-%dT") for d in range(self.nd + 12)
+        ]
+        self.hm = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+        self.ssz = [f"{s:02d}Z" for s in range(60)]
+        self.ss1 = [f"{s:02d}+01:00" for s in range(60)]
+        self.panels: list[tuple[_Patient, int, str, int, str]] = []
+        keep = 1.0 - shape.invalid_rate - shape.duplicate_rate
+        self.p_inv = shape.invalid_rate / keep
+        self.p_any = (shape.invalid_rate + shape.duplicate_rate) / keep
+        self.jit = self._jitter_table()
+        self.gap = self._next_gap()
+        self._set_day(0)
+        rnd = self.rng.random
+
+        def iu(lo: float, hi: float) -> int:
+            """Draw a uniform integer offset in [lo, hi)."""
+            return int(lo + (hi - lo) * rnd())
+
+        self.iu = iu
+        rng = self.rng
+        self.z = [rng.gauss(0.0, 1.0) for _ in range(_ZN)]
+        self.other_pools = [
+            [
+                f'"code":"{code}","value":{_json(make(rng.gauss))},"unit":"{unit}"'
+                for _ in range(_POOL)
+            ]
+            for code, unit, make in _OTHER_LABS
+        ]
+        self.cum_pd: list[float] = []
+        self.target_valid: float | None = None
+        self._make_patients()
+        self._place_stays()
+
+    # ----------------------------------------------------------------- population and stays
+    def _make_patients(self) -> None:
+        shape = self.shape
+        rng = self.rng
+        rnd = rng.random
+        lognorm_mean = math.exp(0.75**2 / 2)
+        wards = tuple(zip(_WARD_CUM, WARDS, strict=True))
+        pats: list[_Patient] = []
+        width = max(6, len(str(shape.patients)))
+        for i in range(shape.patients):
+            p = _Patient()
+            num = f"{i + 1:0{width}d}"
+            loc = _cum_pick(wards, rnd())[1]
+            p.frag = f'"patient_id":"SP{num}","encounter_id":"EN{num}","location":"{loc}"'
+            plus1 = rnd() < 0.08
+            p.off, p.ss = (_HOUR, self.ss1) if plus1 else (0, self.ssz)
+            p.icu = loc in _ICU_WARDS
+            p.cardiac = loc == "CCU" or rnd() < 0.12
+            p.u_los = rng.lognormvariate(0.0, 0.75) / lognorm_mean * (1.25 if p.icu else 1.0)
+            p.r_admit = rnd()
+            p.admit_sec = _admission_second(rnd())
+            diuretic = rnd() < (0.45 if p.cardiac else 0.2)
+            hypok = rnd() < (0.2 if diuretic else 0.1)
+            renal = not hypok and rnd() < 0.05  # renal failure: high-normal to high K and Mg
+            if hypok:
+                p.k_mu = 2.9 + 0.55 * rnd()
+            elif renal:
+                p.k_mu = 4.5 + 0.9 * rnd()
+            else:
+                p.k_mu = rng.gauss(4.1, 0.22) - (0.12 if diuretic else 0.0)
+            p.k_state = p.k_mu + rng.gauss(0.0, 0.25)
+            p.k_unit = _cum_pick(_K_UNITS, rnd())[1]
+            lowmg = rnd() < (0.2 if diuretic or hypok else 0.08)
+            if lowmg:
+                p.mg_mu = 1.25 + 0.45 * rnd()
+            elif renal:
+                p.mg_mu = 2.2 + 0.7 * rnd()
+            else:
+                p.mg_mu = rng.gauss(2.02, 0.14) - (0.1 if diuretic else 0.0)
+            p.mg_state = p.mg_mu + rng.gauss(0.0, 0.1)
+            _, p.mg_code, p.mg_unit, p.mg_div, p.mg_dec = _cum_pick(_MG_STYLES, rnd())
+            r = rnd()
+            if r < 0.07:
+                p.mg_check = 0.1 * rnd()  # a team that almost never orders Mg
+            elif p.icu:
+                p.mg_check = 0.75 + 0.25 * rnd()
+            else:
+                p.mg_check = 0.35 + 0.55 * rnd()
+            p.draw_min = int(250 + 160.0 * rnd())
+            rate = (0.4 + 0.8 * rnd()) if p.icu else (0.05 + 0.25 * rnd())
+            p.stat_q = rate / (1 + rate)
+            p.k_thresh = 4.0 if p.cardiac and rnd() < 0.7 else (3.6 if rnd() < 0.2 else 3.5)
+            p.mg_target = 2.0 if p.cardiac else 1.7
+            r = rnd()
+            if r < 0.55:
+                p.co_p, p.late_p = 0.55 + 0.35 * rnd(), 0.05 + 0.25 * rnd()
+            elif r < 0.85:
+                p.co_p, p.late_p = 0.2 + 0.3 * rnd(), 0.2 + 0.3 * rnd()
+            else:
+                p.co_p, p.late_p = 0.15 * rnd(), 0.2 * rnd()
+            p.addon_p = 0.1 + 0.4 * rnd()
+            p.standing_p = 0.35 if diuretic and hypok else (0.06 if hypok else 0.01)
+            # medication entries: [drug, bid-or-prn, order_id, code/name fragment]
+            diur: list[list] = []
+            if diuretic:
+                drug = _LOOP[int(rnd() * len(_LOOP))] if rnd() < 0.8 else None
+                if drug is not None:
+                    diur.append([drug, rnd() < 0.35, None, None])
+                if drug is None or rnd() < 0.1:
+                    diur.append([_THIAZIDE[int(rnd() * len(_THIAZIDE))], False, None, None])
+            p.diuretics = diur
+            meds: list[list] = []
+            for _ in range(int(rnd() * 3.2)):
+                drug = _IGNORED[int(rnd() * len(_IGNORED))]
+                if drug.name.startswith("Spironolactone") and not (diuretic or rnd() < 0.3):
+                    continue
+                meds.append([drug, drug.name.split(" ", 1)[0] in _PRN, None, None])
+            if rnd() < 0.1:
+                meds.append([_MIVF, False, None, None])
+            p.meds = meds
+            p.standing = None
+            p.mg_val = None
+            p.mg_coll = -(10**9)
+            p.mg_rep = -(10**9)
+            p.k_given = 0.0
+            p.diur_given = False
+            p.other_w = (0.4 + 1.2 * rnd()) * (1.3 if p.icu else 1.0)
+            p.last_k_order = -(10**9)
+            pats.append(p)
+        self.patients = pats
+
+    def _place_stays(self) -> None:
+        """Place one stay per patient; with a target, scale the lengths of stay to reach it."""
+        shape = self.shape
+        days = self.nd
+        cut0 = self.start_rel / _DAY  # the part of day 0 before start
+
+        def place(pats: list[_Patient], m: float) -> float:
+            """Place the stays for a length-of-stay scale; return the patient-days kept."""
+            total = 0.0
+            for p in pats:
+                los = max(1, round(m * p.u_los))
+                admit = int(p.r_admit * (days + los - 1)) - (los - 1)
+                first = admit if admit > 0 else 0
+                end = admit + los if admit + los < days else days
+                p.admit, p.first, p.end = admit, first, end
+                total += end - first - (cut0 if first == 0 else 0.0)
+            return total
+
+        if shape.target_events is None:
+            self.pd_total = place(self.patients, 5.0)  # mean length of stay about 5 days
+            return
+        # Valid lines to aim at: the target less the expected noise lines, plus a small margin
+        # (about two standard deviations of the noise count and of the last day's rounding)
+        # so that the total is normally at or just above the target.
+        target = shape.target_events
+        noise = shape.invalid_rate + shape.duplicate_rate
+        valid = target * (1.0 - noise) + 2.0 * math.sqrt(target * noise) + 0.0005 * target + 20
+        self.target_valid = valid
+        # Solve on a sample of the patients (the daily volume control absorbs the rest).
+        step = max(1, len(self.patients) // 2000)
+        sample = self.patients[::step]
+        need = valid / _EVENTS_PER_PATIENT_DAY * len(sample) / len(self.patients)
+        lo, hi = 0.05, 40.0 * days
+        while hi / lo > 1.002:
+            mid = math.sqrt(lo * hi)
+            if place(sample, mid) < need:
+                lo = mid
+            else:
+                hi = mid
+        self.pd_total = place(self.patients, hi)
+
+    # ------------------------------------------------------------------------ formatting
+    def _day_prefix(self, d: int) -> str:
+        if 0 <= d < len(self.dayp):
+            return self.dayp[d]
+        return (self.midnight + timedelta(days=d)).strftime("%Y-%m-%dT")
+
+    def _set_day(self, B: int) -> None:
+        """Point ts at a minute table for the calendar days from B's day on (4 days)."""
+        day0 = B // _DAY
+        base = day0 * _DAY
+        hm = self.hm
+        table = [day + m for day in map(self._day_prefix, range(day0, day0 + _TS_DAYS)) for m in hm]
+        self.ts_base, self.ts_table = base, table
+
+        def ts(s: int, p: _Patient) -> str:
+            """Format a time (seconds, >= B) as RFC 3339 in the patient's offset (Z or +01:00)."""
+            m, sec = divmod(s + p.off - base, 60)
+            try:
+                return table[m] + p.ss[sec]
+            except IndexError:  # beyond the table: a line far in the future
+                d, mm = divmod(s + p.off, _DAY)
+                return self._day_prefix(d) + hm[mm // 60] + p.ss[mm % 60]
+
+        self.ts = ts
+
+    def _jitter_table(self) -> list[float]:
+        """Draw the cyclic table of arrival delays in micros (whole numbers as floats, so that
+        adding one to an int availability gives the float sort key): 85% none, 12% up to
+        60 s, 3% from 60 s to 5 min."""
+        nrnd = self.nrng.random
+        table = []
+        for _ in range(_JN):
+            r = nrnd()
+            if r < 0.85:
+                table.append(0.0)
+            elif r < 0.97:
+                table.append(float(int((r - 0.85) * 500_000_000)))
+            else:
+                table.append(float(60_000_000 + int((r - 0.97) * 8_000_000_000)))
+        return table
+
+    def _next_gap(self) -> int:
+        """Draw the number of valid lines up to the next invalid or duplicate line."""
+        if self.p_any <= 0.0:
+            return 1 << 62
+        u = 1.0 - self.nrng.random()
+        return 1 + int(math.log(u) / math.log1p(-self.p_any))
+
+    def noise(self, key: float, a: int, tag: int, line: str) -> None:
+        """Queue an invalid line or a duplicate right behind the line just queued."""
+        self.gap = self._next_gap()
+        nrnd = self.nrng.random
+        if nrnd() * self.p_any < self.p_inv:  # invalid: same arrival key, right behind it
+            self.out.append((key, a, _T_INVALID, self.invalid_line(line, tag)))
+        else:  # the same bytes re-sent 1-60 s later, never more than 5 min behind
+            delay = 1_000_000 + int(nrnd() * (_DUP_DELAY_MICROS - 1_000_000))
+            dkey = a + min(int(key) - a + delay, MAX_JITTER_MICROS)
+            self.out.append((float(dkey), a, _T_DUPLICATE, line))
+
+    def lab(
+        self, p: _Patient, cvu: str, cs: str, res: int, status: str, rid: str, flags: str, tag: int
+    ) -> None:
+        """Queue a lab result; cvu is the code/value/unit fragment, cs the collected_at text."""
+        n = self.n
+        self.n = n + 1
+        line = (
+            f'{self.lab_head}{n}",{p.frag},{cvu},"collected_at":"{cs}",'
+            f'"resulted_at":"{self.ts(res, p)}","status":"{status}","result_id":"{rid}",'
+            f'"flags":{flags}}}'
+        )
+        a = self.a0 + res * 1_000_000
+        key = a + self.jit[n & _JMASK]
+        self.out.append((key, a, tag, line))
+        self.gap -= 1
+        if not self.gap:
+            self.noise(key, a, tag, line)
+
+    def med(self, p: _Patient, action: str, frag: str, t: int, oid: str) -> None:
+        """Queue a medication event; frag is the code/name/route/dose fragment."""
+        n = self.n
+        self.n = n + 1
+        line = (
+            f'{self.med_head}{n}",{p.frag},"action":"{action}",{frag},'
+            f'"at":"{self.ts(t, p)}","order_id":"{oid}"}}'
+        )
+        tag = _T_MED_CANCEL if action == "cancelled" else _T_MED
+        a = self.a0 + t * 1_000_000
+        key = a + self.jit[n & _JMASK]
+        self.out.append((key, a, tag, line))
+        self.gap -= 1
+        if not self.gap:
+            self.noise(key, a, tag, line)
+
+    def next_oid(self) -> str:
+        self.oid += 1
+        return f"O{self.oid}"
+
+    def pick_frag(self, drug: _Drug) -> str:
+        """Choose how the drug is coded: RxNorm, a local code or no code (name only)."""
+        r = self.rng.random()
+        if r < 0.72 and drug.frag_rx != drug.frag_null:
+            return drug.frag_rx
+        if r < 0.86:
+            return drug.frag_local
+        return drug.frag_null
+
+    # ------------------------------------------------------------------------------ labs
+    def kmg_result(
+        self,
+        p: _Patient,
+        code: str,
+        value: float,
+        vs: str,
+        unit: str,
+        coll: int,
+        cs: str,
+        res: int,
+        flags: str,
+    ) -> None:
+        """Queue one K/Mg result with its occasional preliminary, correction or retraction."""
+        rng = self.rng
+        r = rng.random()
+        n = self.n
+        if 0.002 <= r <= 0.996:  # the common case: one final result
+            self.n = n + 1
+            line = (
+                f'{self.lab_head}{n}",{p.frag},"code":"{code}","value":{vs},'
+                f'"unit":"{unit}","collected_at":"{cs}","resulted_at":"{self.ts(res, p)}",'
+                f'"status":"final","result_id":"R{n}","flags":{flags}}}'
+            )
+            a = self.a0 + res * 1_000_000
+            key = a + self.jit[n & _JMASK]
+            self.out.append((key, a, _T_KMG_FINAL, line))
+            self.gap -= 1
+            if not self.gap:
+                self.noise(key, a, _T_KMG_FINAL, line)
+            return
+        cvu = f'"code":"{code}","value":{vs},"unit":"{unit}"'
+        rid = f"R{n}"
+        if r < 0.002:
+            pre = max(coll + 60, res - int(rng.uniform(300, 1200)))
+            self.lab(p, cvu, cs, pre, "preliminary", rid, flags, _T_KMG_OTHER)
+        self.lab(p, cvu, cs, res, "final", rid, flags, _T_KMG_FINAL)
+        if r > 0.9965:  # a correction, a few per thousand
+            step = 0.1 if code in (K_SERUM, K_POC) or unit.lower() == "mg/dl" else 0.05
+            new = round(max(value * 0.6, value + step * rng.choice((-6, -4, -3, -2, 2, 3, 4))), 2)
+            t = res + int(rng.uniform(1800, 6 * _HOUR))
+            cvu2 = f'"code":"{code}","value":{new!r},"unit":"{unit}"'
+            self.lab(p, cvu2, cs, t, "corrected", rid, flags, _T_KMG_FINAL)
+        elif r > 0.9960:  # a retraction, rare
+            status = "entered-in-error" if rng.random() < 0.5 else "cancelled"
+            t = res + int(rng.uniform(1200, 4 * _HOUR))
+            if rng.random() < 0.3:  # a removal needs no value or unit
+                cvu = f'"code":"{code}","value":null,"unit":null'
+            self.lab(p, cvu, cs, t, status, rid, flags, _T_KMG_OTHER)
+
+    def k_lab(
+        self, p: _Patient, coll: int, res: int, poc: bool, hemo: bool, cs: str | None = None
+    ) -> float:
+        """Queue a potassium result from the latent level; return the reported value."""
+        v = p.k_state + 0.08 * self.z[int(self.rng.random() * _ZN)]
+        if hemo:
+            v += self.rng.uniform(0.4, 1.2)
+        v, vs = _DEC1[68 if v > 6.8 else (21 if v < 2.1 else int(v * 10.0 + 0.5))]
+        if cs is None:
+            cs = self.ts(coll, p)
+        flags = _HEMO if hemo else "null"
+        self.kmg_result(p, K_POC if poc else K_SERUM, v, vs, p.k_unit, coll, cs, res, flags)
+        return v
+
+    def mg_lab(self, p: _Patient, coll: int, res: int, hemo: bool, cs: str | None = None) -> float:
+        """Queue a magnesium result from the latent level; return the value in mg/dL."""
+        v = p.mg_state + 0.05 * self.z[int(self.rng.random() * _ZN)]
+        if hemo:
+            v += self.rng.uniform(0.1, 0.35)
+        v = 3.4 if v > 3.4 else (0.9 if v < 0.9 else v)
+        if p.mg_dec == 1:
+            reported, vs = _DEC1[int(v / p.mg_div * 10.0 + 0.5)]
+        else:
+            reported, vs = _DEC2[int(v / p.mg_div * 100.0 + 0.5)]
+        if cs is None:
+            cs = self.ts(coll, p)
+        flags = _HEMO if hemo else "null"
+        self.kmg_result(p, p.mg_code, reported, vs, p.mg_unit, coll, cs, res, flags)
+        mg = reported * p.mg_div
+        if not hemo or mg < 1.7:
+            p.mg_val, p.mg_coll = mg, coll
+        return mg
+
+    def panel(self, p: _Patient, coll: int) -> tuple[float | None, int]:
+        """Queue a chemistry panel; return the K value (or None) and its result time."""
+        rnd = self.rng.random
+        hemo = rnd() < 0.01
+        res = coll + 1800 + int(rnd() * 5400)
+        k = None
+        cs = self.ts(coll, p)
+        if rnd() < 0.97:
+            k = self.k_lab(p, coll, res, False, hemo, cs)
+        if rnd() < p.mg_check:
+            mres = res + int(rnd() * 1200) - 300
+            self.mg_lab(p, coll, mres if mres > coll + 1800 else coll + 1800, hemo, cs)
+        other_res = res + int(rnd() * 1200) - 600
+        if other_res < coll + 900:
+            other_res = coll + 900
+        self.panels.append((p, coll, cs, other_res, _HEMO if hemo else "null"))
+        if hemo and k is not None and rnd() < 0.6:  # redraw
+            coll2 = res + int(self.rng.uniform(1200, 5400))
+            res2 = coll2 + 1800 + int(rnd() * 3600)
+            return self.k_lab(p, coll2, res2, False, False), res2
+        return k, res
+
+    def allocate_other_labs(self, d: int) -> None:
+        """Queue the ignored chemistry results of the day's panels (the volume control)."""
+        panels = self.panels
+        if not panels:
+            return
+        rnd = self.rng.random
+        if self.target_valid is None:
+            scale = _OTHER_MEAN
+        else:
+            want = self.target_valid * self.cum_pd[d + 1] / self.pd_total - (self.n - self.dropped)
+            want = max(0.0, min(float(_OTHER_MAX * len(panels)), want))
+            wsum = sum(panel[0].other_w for panel in panels)
+            scale = want / wsum
+        self.scan_top = len(self.out)
+        pools = self.other_pools
+        head = self.lab_head
+        ts = self.ts
+        jit = self.jit
+        a0 = self.a0
+        append = self.out.append
+        n = self.n
+        gap = self.gap
+        for p, _, cs, res, flags in panels:
+            c = int(scale * p.other_w + rnd())
+            if c > _OTHER_MAX:
+                c = _OTHER_MAX
+            if c <= 0:
+                continue
+            a = a0 + res * 1_000_000
+            mid = f'",{p.frag},'
+            tail = (
+                f',"collected_at":"{cs}","resulted_at":"{ts(res, p)}",'
+                '"status":"final","result_id":"R'
+            )
+            end = f'","flags":{flags}}}'
+            for j in range(c):
+                line = f"{head}{n}{mid}{pools[j][int(rnd() * _POOL)]}{tail}{n}{end}"
+                key = a + jit[n & _JMASK]
+                append((key, a, _T_OTHER_LAB, line))
+                n += 1
+                gap -= 1
+                if not gap:
+                    self.noise(key, a, _T_OTHER_LAB, line)
+                    gap = self.gap
+        self.n = n
+        self.gap = gap
+        self.scan_top = 1 << 62
+        panels.clear()
+
+    # ------------------------------------------------------------------------ medications
+    def order(
+        self, p: _Patient, drug: _Drug, t: int, admins: list[int], cancel_p: float
+    ) -> tuple[str, str]:
+        """Queue an order and its doses (or its cancellation); return id and drug fragment."""
+        oid = self.next_oid()
+        frag = self.pick_frag(drug)
+        self.med(p, "ordered", frag, t, oid)
+        if self.rng.random() < cancel_p:
+            tc = t + int(self.rng.uniform(300, 2400))
+            self.med(p, "cancelled", _NO_DRUG_FRAG if self.rng.random() < 0.5 else frag, tc, oid)
+            admins.clear()
+            return oid, frag
+        for ta in admins:
+            self.med(p, "administered", frag, ta, oid)
+        return oid, frag
+
+    def k_order(self, p: _Patient, t_res: int, v: float, morning_coll: int | None) -> int:
+        """Replete potassium after a low result; return the time of the last dose (or order)."""
+        rng = self.rng
+        rnd = rng.random
+        t = t_res + int(rng.uniform(600, 7200))
+        iv = rnd() < (0.65 if p.icu else 0.25) or (v < 3.0 and rnd() < 0.6)
+        premix = False
+        if iv:
+            r = rnd()
+            if r < 0.035:
+                drug, premix = _K_PREMIX, True
+            elif r < 0.07:
+                drug = _K_PHOS
+            else:
+                drug = _K_IV[int(rnd() * len(_K_IV))]
+        else:
+            drug = _K_PO[int(rnd() * len(_K_PO))]
+        p.last_k_order = t
+        standing = not iv and p.standing is None and rnd() < p.standing_p
+        admins: list[int] = []
+        ta = t + int(rng.uniform(300, 2700))
+        if standing:
+            admins.append(ta)
+        elif rnd() > 0.05:
+            runs = 1
+            if drug.dose == 10 and drug.dose_unit == "mEq":
+                runs = 2 + int(rnd() * 2) + (1 if v < 3.0 else 0)
+            elif rnd() < 0.25:
+                runs = 2
+            for _ in range(min(runs, 3)):
+                admins.append(ta)
+                ta += int(rng.uniform(3600, 7200))
+        oid, frag = self.order(p, drug, t, admins, 0.02)
+        if standing and admins:
+            p.standing = self.running(p, [drug, 2 + int(rnd() * 4)], oid, frag)
+        given = drug.dose * len(admins) if drug.dose_unit == "mEq" else 20.0 * len(admins)
+        mg_low_uncorrected = p.mg_val is not None and p.mg_val < 1.7 and p.mg_rep < p.mg_coll
+        p.k_given += given * (0.004 if mg_low_uncorrected else 0.01)
+        if premix:
+            if admins:
+                p.mg_rep = admins[0]
+                p.mg_state += 0.12
+        else:
+            self.mg_management(p, t, morning_coll)
+        return admins[-1] if admins else t
+
+    def mg_management(self, p: _Patient, t: int, morning_coll: int | None) -> None:
+        """Decide what the team does about magnesium around a potassium order at t."""
+        rng = self.rng
+        rnd = rng.random
+        mg = p.mg_val
+        known = mg is not None and p.mg_coll >= t - _DAY
+        if known and p.mg_rep >= p.mg_coll:
+            return  # already repleted since the last result
+        if mg is not None and known and mg < p.mg_target:
+            r = rnd()
+            if r < p.co_p:
+                self.mg_order(p, t + int(rng.uniform(0, 1500)))
+            elif r < p.co_p + p.late_p:
+                self.mg_order(p, t + int(rng.uniform(2 * _HOUR, 8 * _HOUR)))
+        elif not known:
+            r = rnd()
+            if r < p.addon_p and morning_coll is not None:  # add-on Mg on the morning specimen
+                res = t + int(rng.uniform(1800, 5400))
+                mg = self.mg_lab(p, morning_coll, res, False)
+                if mg < p.mg_target and rnd() < p.co_p + p.late_p:
+                    self.mg_order(p, res + int(rng.uniform(900, 3 * _HOUR)))
+            elif r < p.addon_p + 0.12:
+                self.mg_order(p, t + int(rng.uniform(0, 1500)))
+        elif p.cardiac and rnd() < 0.08:
+            self.mg_order(p, t + int(rng.uniform(0, 1500)))
+
+    def mg_order(self, p: _Patient, t: int) -> None:
+        """Queue a magnesium order and its doses."""
+        rng = self.rng
+        rnd = rng.random
+        iv = rnd() < (0.8 if p.icu else 0.55) or (p.mg_val is not None and p.mg_val < 1.3)
+        drug = _MG_IV[int(rnd() * len(_MG_IV))] if iv else _MG_PO[int(rnd() * len(_MG_PO))]
+        admins: list[int] = []
+        if rnd() > 0.04:
+            ta = t + int(rng.uniform(300, 3600))
+            admins.append(ta)
+            if rnd() < (0.3 if drug.dose_unit == "g" and drug.dose <= 2 else 0.15):
+                admins.append(ta + int(rng.uniform(2 * _HOUR, 10 * _HOUR)))
+        self.order(p, drug, t, admins, 0.02)
+        if admins:
+            p.mg_rep = admins[0]
+            p.mg_state += 0.2 * len(admins) if iv else 0.07 * len(admins)
+
+    # ------------------------------------------------------------------------------- days
+    def patient_day(self, p: _Patient, d: int, B: int) -> None:
+        """Generate one in-house day of one patient (every event at or after B)."""
+        rng = self.rng
+        rnd = rng.random
+        iu = self.iu
+        z = self.z
+        # latent levels evolve overnight
+        kl = (
+            p.k_mu
+            + 0.55 * (p.k_state - p.k_mu)
+            + 0.22 * z[int(rnd() * _ZN)]
+            + p.k_given
+            - (0.08 if p.diur_given else 0.0)
+        )
+        p.k_state = 6.4 if kl > 6.4 else (2.15 if kl < 2.15 else kl)
+        mg = p.mg_mu + 0.6 * (p.mg_state - p.mg_mu) + 0.09 * z[int(rnd() * _ZN)]
+        p.mg_state = 3.2 if mg > 3.2 else (1.0 if mg < 1.0 else mg)
+        p.k_given = 0.0
+        p.diur_given = False
+        admitted = d == p.admit
+        if admitted:
+            t_adm = B + p.admit_sec
+            coll = t_adm + iu(600, 3600)
+            t_orders = t_adm + iu(3600, 4 * _HOUR)
+            for entry in p.diuretics:
+                admins = [t_orders + iu(1200, 3600)] if t_orders < B + 21 * _HOUR else []
+                self.running(p, entry, *self.order(p, entry[0], t_orders, admins, 0.02))
+                p.diur_given = bool(admins)
+            for entry in p.meds:
+                t = t_orders + iu(0, 1800)
+                admins = [] if entry[1] or t > B + 22 * _HOUR else [t + iu(600, 3600)]
+                self.running(p, entry, *self.order(p, entry[0], t, admins, 0.02))
+        else:
+            coll = B + p.draw_min * 60 - 1200 + int(2400 * rnd())
+            if coll < B + 14400:  # 04:00
+                coll = B + 14400
+            elif coll > B + 25200:  # 07:00
+                coll = B + 25200
+            if d == p.first:  # a stay begun before the window: orders placed earlier
+                for entry in p.diuretics + p.meds:
+                    self.running(p, entry, self.next_oid(), self.pick_frag(entry[0]))
+            self.scheduled_meds(p, B)
+        k, kres = self.panel(p, coll)
+        n_orders = 0
+        if k is not None and k < p.k_thresh and (p.standing is None or k < 3.0):
+            if rnd() < (0.92 if k < 3.3 else 0.7):
+                last = self.k_order(p, kres, k, coll)
+                n_orders += 1
+                if last > kres and (k < 3.1 or last - kres > 3 * _HOUR) and rnd() < 0.7:
+                    # recheck a few hours after the last dose
+                    coll2 = last + iu(2 * _HOUR, 4 * _HOUR)
+                    poc = p.icu and rnd() < 0.5
+                    res2 = coll2 + (iu(180, 900) if poc else iu(1800, 4800))
+                    k2 = self.k_lab(p, coll2, res2, poc, False)
+                    if rnd() < 0.3:
+                        self.mg_lab(p, coll2, res2 + iu(0, 900), False)
+                    if k2 < p.k_thresh and rnd() < 0.8:
+                        self.k_order(p, res2, k2, None)
+                        n_orders += 1
+        elif p.mg_val is not None and p.mg_coll >= coll and p.mg_val < 1.7 and rnd() < 0.7:
+            self.mg_order(p, kres + iu(1800, 4 * _HOUR))
+        # STAT labs during the day
+        t = B + 8 * _HOUR
+        while rnd() < p.stat_q:
+            t += iu(1800, 6 * _HOUR)
+            if t > B + 23 * _HOUR:
+                break
+            poc = p.icu and rnd() < 0.6
+            res = t + (iu(180, 900) if poc else iu(1800, 4800))
+            k2 = self.k_lab(p, t, res, poc, rnd() < 0.005)
+            if not poc and rnd() < 0.35:
+                self.mg_lab(p, t, res + iu(0, 900), False)
+            if (
+                k2 < p.k_thresh
+                and n_orders < 3
+                and res - p.last_k_order > 4 * _HOUR
+                and rnd() < 0.75
+            ):
+                self.k_order(p, res, k2, None)
+                n_orders += 1
+        # occasional diuretic dose changes: a new order given at once
+        if p.diuretics and not admitted and rnd() < 0.06:
+            entry = p.diuretics[0]
+            tt = B + iu(9 * _HOUR, 20 * _HOUR)
+            self.running(p, entry, *self.order(p, entry[0], tt, [tt + iu(900, 3600)], 0.02))
+            p.diur_given = True
+
+    def running(self, p: _Patient, entry: list, oid: str, frag: str) -> list:
+        """Attach a running order to a medication entry ``[drug, flag, ...]``: its id and
+        coding, and the text around the time of its administrations."""
+        del entry[2:]
+        entry += [
+            oid,
+            frag,
+            f'",{p.frag},"action":"administered",{frag},"at":"',
+            f'","order_id":"{oid}"}}',
+        ]
+        return entry
+
+    def scheduled_meds(self, p: _Patient, B: int) -> None:
+        """Queue the day's doses of running orders (diuretics, other drugs, daily KCl)."""
+        rnd = self.rng.random
+        doses = []
+        for entry in p.diuretics:
+            if rnd() < 0.93:
+                doses.append((B + 30600 + int(4500 * rnd()), entry))  # 08:30-09:45
+                p.diur_given = True
+            if entry[1] and rnd() < 0.9:
+                doses.append((B + 59400 + int(4500 * rnd()), entry))  # 16:30-17:45
+        for entry in p.meds:
+            if entry[1]:  # as needed
+                if rnd() < 0.35:
+                    doses.append((B + 25200 + int(57600 * rnd()), entry))  # 07:00-23:00
+            elif rnd() < 0.9:
+                doses.append((B + 28800 + int(9000 * rnd()), entry))  # 08:00-10:30
+        st = p.standing
+        if st is not None:
+            if rnd() < 0.92:
+                doses.append((B + 30600 + int(3600 * rnd()), st))  # 08:30-09:30
+                p.k_given += st[0].dose * 0.008
+            st[1] -= 1
+            if st[1] <= 0:
+                p.standing = None
+        if not doses:
+            return
+        # the hot path of med(), inlined: all times lie within the timestamp table
+        head = self.med_head
+        base = self.ts_base
+        table = self.ts_table
+        off = p.off
+        ss = p.ss
+        jit = self.jit
+        a0 = self.a0
+        append = self.out.append
+        n = self.n
+        for t, entry in doses:
+            m, sec = divmod(t + off - base, 60)
+            line = f"{head}{n}{entry[4]}{table[m]}{ss[sec]}{entry[5]}"
+            a = a0 + t * 1_000_000
+            key = a + jit[n & _JMASK]
+            append((key, a, _T_MED, line))
+            n += 1
+            self.gap -= 1
+            if not self.gap:
+                self.n = n
+                self.noise(key, a, _T_MED, line)
+        self.n = n
+
+    # -------------------------------------------------------------------- invalid lines
+    def recent(self, tags: tuple[int, ...]) -> str | None:
+        """Return the most recently generated valid line with one of the tags, if any."""
+        out = self.out
+        top = min(len(out), self.scan_top)  # skip the day's block of other chemistry
+        for i in range(top - 1, max(-1, top - 5000), -1):
+            if out[i][2] in tags:
+                return out[i][3]
+        return None
+
+    def invalid_line(self, line: str, tag: int) -> str:
+        """Make one deliberately invalid line from the current or a recent valid line."""
+        nrng = self.nrng
+        defect = _DEFECTS[int(nrng.random() * len(_DEFECTS))]
+        template = line
+        if defect in ("bad_unit", "implausible_value", "resulted_before_collected"):
+            template = self.recent((_T_KMG_FINAL,)) or line
+        elif defect == "missing_code_and_name":
+            template = self.recent((_T_MED,)) or line
+        elif defect == "timestamp_without_offset" and tag not in (_T_KMG_FINAL, _T_MED):
+            template = self.recent((_T_KMG_FINAL, _T_MED)) or line
+        ev = orjson.loads(template)
+        self.inv_seq += 1
+        ev["event_id"] = f"{self.inv_prefix}{self.inv_seq}"
+        kind = ev["kind"]
+        lab_kmg = kind == "lab_result" and ev["code"] in (K_SERUM, K_POC, MG_MASS, MG_MOLES)
+        if defect == "bad_unit" and lab_kmg:
+            ev["code"] = MG_MASS
+            ev["value"] = round(nrng.uniform(14.0, 26.0), 1)
+            ev["unit"] = "mg/L"
+        elif defect == "implausible_value" and lab_kmg:
+            if ev["code"] in (K_SERUM, K_POC):
+                ev["value"] = round(nrng.uniform(16.0, 40.0), 1)
+            else:
+                ev["code"], ev["unit"] = MG_MASS, "mg/dL"
+                ev["value"] = round(nrng.uniform(25.0, 60.0), 1)
+        elif defect == "resulted_before_collected" and lab_kmg:
+            coll = datetime.fromisoformat(ev["collected_at"])
+            res = coll - timedelta(seconds=int(nrng.uniform(120, 3600)))
+            ev["resulted_at"] = res.isoformat().replace("+00:00", "Z")
+        elif defect == "missing_code_and_name" and kind == "medication":
+            ev["code"] = ev["name"] = None
+            if ev["action"] == "cancelled":
+                ev["action"] = "ordered"
+        elif defect == "timestamp_without_offset" and (lab_kmg or kind == "medication"):
+            field_name = "collected_at" if kind == "lab_result" else "at"
+            value = ev[field_name]
+            ev[field_name] = value[:-1] if value.endswith("Z") else value[:-6]
+        elif defect == "bad_json":
+            raw = orjson.dumps(ev).decode()
+            return raw[: max(20, int(len(raw) * (0.3 + 0.65 * nrng.random())))]
+        else:  # missing_patient_id, and the fallback for a template of the wrong kind
+            ev.pop("patient_id", None)
+        return orjson.dumps(ev).decode()
+
+    # ---------------------------------------------------------------------------- emission
+    def batches(self) -> Iterator[Pending]:
+        """Yield the feed as lists of pending tuples, each sorted, together in arrival order."""
+        days = self.nd
+        starts: list[list[_Patient]] = [[] for _ in range(days)]
+        delta = [0] * (days + 1)
+        for p in self.patients:
+            starts[p.first].append(p)
+            delta[p.first] += 1
+            delta[p.end] -= 1
+        cum_pd = [0.0] * (days + 1)
+        in_house = 0
+        for d in range(days):
+            in_house += delta[d]
+            kept = 1.0 - self.start_rel / _DAY if d == 0 else 1.0
+            cum_pd[d + 1] = cum_pd[d] + in_house * kept
+        self.cum_pd = cum_pd
+        active: list[_Patient] = []
+        patient_day = self.patient_day
+        gc_was_enabled = gc.isenabled()
+        for d in range(days):
+            # The day's many small tuples never form cycles: keep the collector out of the
+            # generation (not out of the consumer's code, which runs between the yields).
+            gc.disable()
+            B = d * _DAY
+            self._set_day(B)
+            active = [p for p in active if p.end > d]
+            active.extend(starts[d])
+            for p in active:
+                patient_day(p, d, B)
+            self.allocate_other_labs(d)
+            # Everything generated later has availability >= the next day's start, and an
+            # arrival key >= its availability: the lines keyed before it can go now.
+            pending = self.out
+            pending.sort(key=_KEY)
+            boundary = self.a0 + (B + _DAY) * 1_000_000
+            lo, hi = 0, len(pending)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if pending[mid][0] < boundary:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            self.out = pending[lo:]
+            del pending[lo:]
+            # A line emitted now is available at or after B - 5 min (its key is >= B, or it
+            # was generated today): only the first day or two can hold lines before start.
+            if self.start_a > self.a0 + (B - 300) * 1_000_000:
+                pending = self.after_start(pending)
+            if gc_was_enabled:
+                gc.enable()
+            yield pending
+        pending = self.out
+        pending.sort(key=_KEY)
+        self.out = []
+        if self.start_a > self.a0 + (days * _DAY - 300) * 1_000_000:
+            pending = self.after_start(pending)
+        yield pending
+
+    def after_start(self, batch: Pending) -> Pending:
+        """Leave out the lines available before start (with their copies), counting them."""
+        start_a = self.start_a
+        kept = [item for item in batch if item[1] >= start_a]
+        self.dropped += sum(1 for item in batch if item[1] < start_a and item[2] < _T_INVALID)
+        return kept
+
+
+def generate(shape: FeedShape) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(available_micros, line)`` for every line of the feed, in arrival order."""
+    for batch in _Generator(shape).batches():
+        for item in batch:
+            yield item[1], item[3].encode()
+
+
+def write_ndjson(shape: FeedShape, path_or_stream: str | Path | IO[bytes]) -> dict[str, int]:
+    """Write the feed as NDJSON and return its counts by kind, invalid and duplicates."""
+    if isinstance(path_or_stream, (str, Path)):
+        if str(path_or_stream) == "-":
+            return _write(shape, sys.stdout.buffer)
+        with open(path_or_stream, "wb") as fh:
+            return _write(shape, fh)
+    return _write(shape, getattr(path_or_stream, "buffer", path_or_stream))
+
+
+def _write(shape: FeedShape, stream: IO[bytes]) -> dict[str, int]:
+    c: Counter[int] = Counter()
+    for batch in _Generator(shape).batches():
+        c.update(map(_TAG, batch))
+        for i in range(0, len(batch), _WRITE_CHUNK):
+            lines = list(map(_LINE, batch[i : i + _WRITE_CHUNK]))
+            lines.append("")
+            stream.write("\n".join(lines).encode())
+    stream.flush()
+    return {
+        "lines": c.total(),
+        "lab_result": c[_T_OTHER_LAB] + c[_T_KMG_FINAL] + c[_T_KMG_OTHER],
+        "medication": c[_T_MED] + c[_T_MED_CANCEL],
+        "invalid": c[_T_INVALID],
+        "duplicates": c[_T_DUPLICATE],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a synthetic feed to a file or stdout and print its counts to stderr."""
+    ap = argparse.ArgumentParser(
+        prog="python -m streams.synthetic_feed",
+        description="Write a deterministic synthetic canonical K/Mg feed as NDJSON.",
+    )
+    ap.add_argument("--patients", type=int, default=20_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--events", type=int, default=None, help="target number of lines")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--start", default="2024-03-01T00:00:00Z", help="RFC 3339 start instant")
+    ap.add_argument("--invalid-rate", type=float, default=0.001)
+    ap.add_argument("--duplicate-rate", type=float, default=0.002)
+    ap.add_argument("--out", default="-", help="output NDJSON file, '-' for stdout")
+    args = ap.parse_args(argv)
+    shape = FeedShape(
+        patients=args.patients,
+        days=args.days,
+        seed=args.seed,
+        start=datetime.fromisoformat(args.start).astimezone(UTC),
+        invalid_rate=args.invalid_rate,
+        duplicate_rate=args.duplicate_rate,
+        target_events=args.events,
+    )
+    counts = write_ndjson(shape, args.out)
+    sys.stderr.write(orjson.dumps(counts).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
