@@ -11,6 +11,10 @@ from alerts.events import Micros
 from alerts.rule_config import Windows
 
 
+ORDER_MEMORY = 512
+"""Orders per patient remembered whole; beyond it, orders quiet for history_hours are dropped."""
+
+
 class TimerKind(StrEnum):
     EPISODE = "episode"  # 4.1, due at t0 + hold
     LOW_MG = "low_mg"  # 4.2, due at availability of a low Mg + hold
@@ -162,8 +166,13 @@ class PatientState:
             or e is newest
             or any(lo <= e.t0 <= hi for lo, hi in windows)
         ]
-        self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
-        self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
+        # An order's later events read its previous event and its cancel however long ago
+        # (a standing order modified after a week, a cancel remembered before its order), so
+        # per-order memory is kept whole unless one patient carries very many orders.
+        if len(self.order_last) > ORDER_MEMORY:
+            self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
+        if len(self.cancelled) > ORDER_MEMORY:
+            self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
         self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
         self.diuretics = [d for d in self.diuretics if d.at >= horizon]
         self.seen = {k: t for k, t in self.seen.items() if t >= horizon}

@@ -1,0 +1,285 @@
+"""`kmg replay` and `kmg check-config` as subprocesses: outputs, summary, config, exit codes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alerts.wire import AlertEvent
+from tests.alerts.feed import NOT_CHECKED, encode, fired, kcl, mg, resolved, t
+from tests.alerts.harness import project
+from tests.conftest import REPO
+from tests.scenario_support import grouped_by_instant, load_scenarios
+
+_ENTRY = REPO / ".venv" / "bin" / "kmg"
+KMG = [str(_ENTRY)] if _ENTRY.exists() else [sys.executable, "-m", "streams.cli"]
+
+BASIC = [
+    kcl("e-kcl", t("08:00")),
+    mg("m-bad", 2.0, t("07:00"), unit="mg/L"),
+    mg("m-pre", 2.0, t("07:00"), status="preliminary"),
+]
+EXPECTED_BASIC = [
+    fired(NOT_CHECKED, "warning", t("08:30"), "e-kcl"),
+    resolved(NOT_CHECKED, "warning", t("08:00", day=3), "e-kcl", "expired"),
+]
+
+
+def kmg(*args: str | Path, stdin: bytes | None = None, cwd: Path | None = None):
+    """Run the kmg command and return the completed process (bytes in, bytes out)."""
+    return subprocess.run(
+        [*KMG, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd or REPO,
+        timeout=120,
+        check=False,
+    )
+
+
+def ndjson(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+@pytest.fixture
+def basic_file(tmp_path: Path) -> Path:
+    path = tmp_path / "basic.ndjson"
+    path.write_bytes(b"\n".join(encode(e) for e in BASIC) + b"\n")
+    return path
+
+
+@pytest.fixture
+def scenario_17(shared_dir) -> Path:
+    return shared_dir / "scenarios" / "17_invalid_events_dead_lettered.ndjson"
+
+
+def test_replay_writes_alerts_as_ndjson_on_stdout(basic_file, tmp_path):
+    done = kmg("replay", basic_file, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    alerts = ndjson(done.stdout)
+    assert [project(a) for a in alerts] == EXPECTED_BASIC
+    for alert in alerts:
+        AlertEvent.model_validate(alert)
+
+
+def test_replay_of_all_golden_scenarios_at_once(shared_dir, tmp_path):
+    # The scenarios use disjoint patients, so one run over every file must give each
+    # scenario's expected alerts for its own patients, and dead-letter exactly its lines.
+    scenarios = load_scenarios(shared_dir / "scenarios")
+    dlq = tmp_path / "dlq.ndjson"
+    done = kmg("replay", *(s.input for s in scenarios), "--dead-letter", dlq)
+    assert done.returncode == 0, done.stderr
+    alerts = ndjson(done.stdout)
+    for alert in alerts:
+        AlertEvent.model_validate(alert)
+    dead = ndjson(dlq.read_bytes())
+    for scenario in scenarios:
+        patients = {json.loads(line).get("patient_id") for line in _valid_json_lines(scenario)}
+        own = [a for a in alerts if a["patient_id"] in patients]
+        assert grouped_by_instant(own) == grouped_by_instant(scenario.expected), scenario.name
+        lines = sorted(d["line"] for d in dead if d["source"] == str(scenario.input))
+        assert lines == sorted(scenario.dead_lines or []), scenario.name
+
+
+def _valid_json_lines(scenario) -> list[str]:
+    out = []
+    for line in scenario.input.read_text().splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        out.append(line)
+    return out
+
+
+def test_out_file_takes_the_alerts_instead_of_stdout(basic_file, tmp_path):
+    out = tmp_path / "alerts.ndjson"
+    done = kmg("replay", basic_file, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+    assert out.read_bytes() == kmg("replay", basic_file).stdout
+    assert [project(a) for a in ndjson(out.read_bytes())] == EXPECTED_BASIC
+
+
+def test_dead_letter_file(scenario_17, shared_dir, tmp_path):
+    dlq = tmp_path / "dlq.ndjson"
+    done = kmg("replay", scenario_17, "--dead-letter", dlq)
+    assert done.returncode == 0  # invalid lines never stop a replay
+    records = ndjson(dlq.read_bytes())
+    expected_lines = json.loads(
+        (shared_dir / "scenarios" / "17_invalid_events_dead_lettered.dlq.json").read_text()
+    )
+    assert sorted(r["line"] for r in records) == sorted(e["line"] for e in expected_lines)
+    source_lines = scenario_17.read_text().splitlines()
+    for record in records:
+        assert {"reason", "detail", "raw"} <= record.keys()
+        assert record["raw"] == source_lines[record["line"] - 1]
+        assert record["source"] == str(scenario_17)
+    assert sorted(r["reason"] for r in records) == sorted(
+        [
+            "bad_unit:mg/L",
+            "missing_field:patient_id",
+            "implausible_value",
+            "timestamp_without_offset:collected_at",
+            "resulted_before_collected",
+            "bad_json",
+            "missing_code_and_name",
+            "timestamp_without_offset:at",
+        ]
+    )
+
+
+def test_dead_letter_of_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / "binary.ndjson"
+    raw = b"\xff\xfe not json \x80"
+    path.write_bytes(encode(BASIC[0]) + b"\n" + raw + b"\n")
+    dlq = tmp_path / "dlq.ndjson"
+    done = kmg("replay", path, "--dead-letter", dlq)
+    assert done.returncode == 0, done.stderr
+    (record,) = ndjson(dlq.read_bytes())
+    assert record["reason"] == "bad_json"
+    assert record["raw"] is None
+    assert base64.b64decode(record["raw_base64"]) == raw
+    assert record["line"] == 2
+
+
+@pytest.mark.parametrize("args", [["-"], []], ids=["dash", "no_file"])
+def test_input_from_stdin(args, basic_file):
+    done = kmg("replay", *args, stdin=basic_file.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == kmg("replay", basic_file).stdout
+    assert [project(a) for a in ndjson(done.stdout)] == EXPECTED_BASIC
+
+
+def test_several_inputs_are_read_in_order(tmp_path):
+    first, second = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    first.write_bytes(encode(kcl("e-kcl", t("08:00"))) + b"\n")
+    second.write_bytes(encode(mg("m1", 1.9, t("09:00"), t("10:00"))) + b"\n")
+    done = kmg("replay", first, second)
+    assert done.returncode == 0, done.stderr
+    assert [a["resolution"] for a in ndjson(done.stdout)] == [None, "mg_checked_normal"]
+
+
+def test_summary_on_stderr(scenario_17):
+    done = kmg("replay", scenario_17)
+    lines = done.stderr.decode().splitlines()
+    assert "events read: invalid 8, lab_result 1, medication 2" in lines
+    assert "duplicates: 1" in lines
+    assert "ignored: none" in lines
+    assert (
+        "invalid: bad_json 1, bad_unit:mg/L 1, implausible_value 1, missing_code_and_name 1, "
+        "missing_field:patient_id 1, resulted_before_collected 1, timestamp_without_offset:at 1, "
+        "timestamp_without_offset:collected_at 1"
+    ) in lines
+    assert "alerts: MG_NOT_CHECKED firing 1, MG_NOT_CHECKED resolved 1" in lines
+
+
+def test_summary_counts_ignored_events(basic_file):
+    lines = kmg("replay", basic_file).stderr.decode().splitlines()
+    assert "ignored: preliminary 1" in lines
+    assert "invalid: bad_unit:mg/L 1" in lines
+
+
+def test_summary_json(basic_file, tmp_path):
+    target = tmp_path / "summary.json"
+    done = kmg("replay", basic_file, "--summary-json", target)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(target.read_text())
+    assert summary["invalid"] == {"bad_unit:mg/L": 1}
+    assert summary["ignored"] == {"preliminary": 1}
+    assert summary["alerts"] == {"MG_NOT_CHECKED firing": 1, "MG_NOT_CHECKED resolved": 1}
+    assert summary["duplicates"] == 0
+
+
+def test_config_override_changes_the_hold(basic_file, tmp_path):
+    config = tmp_path / "hold.toml"
+    config.write_text("hold_minutes = 60\n")
+    done = kmg("replay", basic_file, "--config", config)
+    assert done.returncode == 0, done.stderr
+    alerts = ndjson(done.stdout)
+    assert alerts[0]["at"] == t("09:00")
+    default = ndjson(kmg("replay", basic_file).stdout)
+    assert default[0]["at"] == t("08:30")
+    assert alerts[0]["rule_version"] != default[0]["rule_version"]
+
+
+def test_a_configured_list_replaces_the_default(tmp_path):
+    # With only a made-up Mg code configured, 19123-9 is no longer magnesium: it is ignored.
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(
+        encode(mg("m1", 2.0, t("07:00"), t("07:30"))) + b"\n" + encode(kcl("e1", t("08:00")))
+    )
+    config = tmp_path / "codes.toml"
+    config.write_text('mg_codes = ["99999-9"]\n')
+    done = kmg("replay", path, "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert "ignored: other_lab_code 1" in done.stderr.decode().splitlines()
+    assert [a["rule"] for a in ndjson(done.stdout)] == [NOT_CHECKED, NOT_CHECKED]
+    assert ndjson(kmg("replay", path).stdout) == []
+
+
+def _one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2
+    assert done.stdout == b""
+    text = done.stderr.decode()
+    assert text.endswith("\n") and text.count("\n") == 1, text
+    assert text.startswith("kmg: ")
+    return text
+
+
+def test_missing_input_file_exits_2(tmp_path):
+    text = _one_line_error(kmg("replay", tmp_path / "nope.ndjson"))
+    assert "nope.ndjson" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        ("hold_minutes = -5\n", ("hold_minutes", "-5")),
+        ("hold_minutes = 'soon'\n", ("hold_minutes", "soon")),
+        ("k_low = 2.0\n", ("k_low", "2.0")),  # below k_moderate: the thresholds must be ordered
+        ("mg_plausible = [5, 1]\n", ("mg_plausible",)),
+        ("no_such_key = 1\n", ("no_such_key",)),
+        ("hold_minutes = \n", ("not valid TOML",)),
+    ],
+    ids=[
+        "negative_hold",
+        "string_hold",
+        "k_low_below_moderate",
+        "range_reversed",
+        "unknown_key",
+        "bad_toml",
+    ],
+)
+def test_bad_config_exits_2_naming_key_and_value(body, names, basic_file, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(body)
+    for args in (("replay", basic_file, "--config", config), ("check-config", config)):
+        text = _one_line_error(kmg(*args))
+        for name in names:
+            assert name in text, text
+
+
+def test_missing_config_file_exits_2(basic_file, tmp_path):
+    text = _one_line_error(kmg("replay", basic_file, "--config", tmp_path / "absent.toml"))
+    assert "absent.toml" in text
+
+
+def test_check_config_accepts_a_good_file(tmp_path):
+    config = tmp_path / "good.toml"
+    config.write_text("hold_minutes = 45\nk_codes = ['2823-3']\n")
+    done = kmg("check-config", config)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert str(config) in out and "valid" in out
+
+
+def test_check_config_of_the_defaults():
+    done = kmg("check-config")
+    assert done.returncode == 0, done.stderr
+    assert "rules.toml: valid" in done.stdout.decode()
