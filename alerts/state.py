@@ -10,7 +10,6 @@ from alerts.alert import Rule, Severity
 from alerts.events import Micros
 from alerts.rule_config import Windows
 
-
 ORDER_MEMORY = 512
 """Orders per patient remembered whole; beyond it, orders quiet for history_hours are dropped."""
 
