@@ -31,6 +31,8 @@ _HEMOLYZED = frozenset({"hemolyzed", "hemolysed"})
 _PRELIMINARY = LabStatus.PRELIMINARY
 _CANCELLED_ACTION = MedAction.CANCELLED
 _LAB_KIND = "lab_result"
+_MED_KIND = "medication"
+_KINDS = (_LAB_KIND, _MED_KIND)
 
 
 def _no_constants(name: str) -> Any:
@@ -115,13 +117,22 @@ class Decoder:
                 obj = json.loads(raw, parse_constant=_no_constants)
             except (ValueError, RecursionError):
                 return DeadLetter("bad_json", str(exc), raw)
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             return DeadLetter("not_an_object", f"a JSON {type(obj).__name__}", raw)
-        defect = _envelope_defect(obj)
-        if defect is not None:
-            return DeadLetter(defect[0], defect[1], raw)
+        kind, event_id, patient_id = obj.get("kind"), obj.get("event_id"), obj.get("patient_id")
+        # The common case in one expression; the slow path names the first defect.
+        if not (
+            kind in _KINDS
+            and type(event_id) is str
+            and type(patient_id) is str
+            and 0 < len(event_id) <= 128
+            and 0 < len(patient_id) <= 64
+        ):
+            defect = _envelope_defect(obj)
+            if defect is not None:
+                return DeadLetter(defect[0], defect[1], raw)
         try:
-            if obj["kind"] == _LAB_KIND:
+            if kind == _LAB_KIND:
                 return self._lab(obj, raw)
             return self._medication(obj, raw)
         except ValidationError as exc:

@@ -144,10 +144,14 @@ class Replay:
             self.sorter,
         )
         kinds = summary.events_by_kind
+        read_bytes = 0
         for number, raw in enumerate(lines, 1):
+            read_bytes += len(raw)
+            if not number & 4095:
+                progress(read_bytes)
+                read_bytes = 0
             raw = raw.rstrip(b"\r\n")
-            progress(len(raw) + 1)
-            if not raw.strip():
+            if not raw or raw.isspace():
                 continue
             ev = decode(raw)
             kind = type(ev)
@@ -169,6 +173,7 @@ class Replay:
                 sorter.add(ev)  # type: ignore[arg-type]
             else:
                 summary.duplicates += 1
+        progress(read_bytes)
 
     def run(self, engine: Engine | None = None) -> ReplaySummary:
         """Release every event and timer in order and flush the outputs.
