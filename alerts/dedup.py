@@ -8,34 +8,34 @@ from alerts.events import Micros
 
 
 class SeenEvents:
-    """Remember event ids seen within `horizon` of the newest availability, and no longer.
+    """Remember event ids for at least `horizon` of availability time, and at most twice that.
 
-    The first valid copy of an event wins; a copy arriving after the horizon has passed is
-    no longer recognised, which is what keeps memory bounded on an endless feed.
+    The first valid copy of an event wins. Ids live in two generations: the current one takes
+    new ids, and when the newest availability has moved a horizon past the generation's start,
+    the older generation is dropped whole. A copy arriving after that is no longer recognised,
+    which is what keeps memory bounded on an endless feed.
     """
 
-    __slots__ = ("_seen", "_horizon", "_newest", "_next_prune")
+    __slots__ = ("_current", "_previous", "_horizon", "_started")
 
     def __init__(self, horizon: Micros) -> None:
-        self._seen: dict[Hashable, Micros] = {}
+        self._current: set[Hashable] = set()
+        self._previous: set[Hashable] = set()
         self._horizon = horizon
-        self._newest: Micros = 0
-        self._next_prune: Micros = 0
+        self._started: Micros | None = None
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._current) + len(self._previous)
 
     def first_sighting(self, key: Hashable, available: Micros | None) -> bool:
-        """Register key and say whether it was new; available None means 'now'."""
-        if key in self._seen:
+        """Register key and say whether it was new; available None means 'no newer than now'."""
+        if key in self._current or key in self._previous:
             return False
-        if available is None or available < self._newest:
-            available = self._newest
-        else:
-            self._newest = available
-        self._seen[key] = available
-        if available >= self._next_prune:
-            cutoff = available - self._horizon
-            self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
-            self._next_prune = available + self._horizon // 4
+        if available is not None:
+            if self._started is None:
+                self._started = available
+            elif available - self._started >= self._horizon:
+                self._previous, self._current = self._current, set()
+                self._started = available
+        self._current.add(key)
         return True
