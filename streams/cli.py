@@ -9,12 +9,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from alerts.rule_config import ConfigError
 from streams.progress import ProgressBar
 from streams.replay import NdjsonWriter, Replay
 from streams.rule_files import DEFAULT_RULES, load_rule_config
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 
 class UsageError(Exception):
@@ -83,20 +86,32 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def _stream_settings() -> Settings:
+    """Build the stream Settings once from KMG_* variables; bad values are a usage error."""
+    from pydantic import ValidationError
+
     from streams.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "KMG_" + "_".join(str(p) for p in err["loc"]).upper()
+        raise UsageError(f"{where}: {err['msg']}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
-    return run_worker(Settings())
+    return run_worker(_stream_settings())
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.settings import Settings
     from streams.topics import ensure_topics, topic_specs
 
-    settings = Settings()
+    settings = _stream_settings()
     created = asyncio.run(ensure_topics(settings))
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
@@ -108,9 +123,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.producer import produce
-    from streams.settings import Settings
 
-    settings = Settings()
+    settings = _stream_settings()
     with ExitStack() as stack:
         inputs = _open_inputs(stack, args.files)
         lines = (line for _, fh, _ in inputs for line in fh)
@@ -123,20 +137,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.settings import Settings
     from streams.simulate import simulate
 
     if args.rate <= 0 or args.patients < 1:
         raise UsageError("--rate must be > 0 and --patients >= 1")
     counts = asyncio.run(
-        simulate(Settings(), args.rate, args.patients, args.duration, seed=args.seed)
+        simulate(_stream_settings(), args.rate, args.patients, args.duration, seed=args.seed)
     )
     body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"
     print(f"simulated: {body}", file=sys.stderr)
     return 0
 
 
-def _add_stream_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser(
         "worker", help="run a stream worker until SIGTERM (settings from KMG_* variables)"
     )

@@ -1,0 +1,171 @@
+"""The Faust application: topics, the patient table, the one agent, ticks and /metrics.
+
+All topics have the same partition count and are keyed by patient_id as raw UTF-8 bytes, so
+partition N of the labs, meds and ticks topics, of the table's changelog and of the alerts
+topic belong to the same worker. One agent (concurrency 1: faust-streaming issue 606 loses
+messages with more) reads labs, meds and ticks together, so each partition has one watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from faust.types import TP
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.metrics import StreamMetrics
+from streams.processor import TICK, InputMessage, StreamProcessor
+from streams.settings import Settings
+from streams.state_store import PatientStore
+
+log = logging.getLogger("kmg.app")
+
+TABLE_NAME = "patients"
+
+
+class TopicOutbox:
+    """Alerts and dead letters to their Kafka topics, on the partition being processed."""
+
+    def __init__(self, alerts: faust.types.TopicT, dead_letters: faust.types.TopicT) -> None:
+        self.alerts = alerts
+        self.dead_letters = dead_letters
+
+    async def publish_alerts(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        """Send the alerts and wait until the broker has acknowledged every one."""
+        pending = [
+            await self.alerts.send(key=key, value=value, partition=partition, force=True)
+            for key, value in records
+        ]
+        await asyncio.gather(*pending)
+
+    async def dead_letter(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Queue one dead letter (the commit that follows flushes it)."""
+        await self.dead_letters.send(
+            key=key, value=value, partition=partition, headers=headers, force=True
+        )
+
+
+class ConsumerBacklog:
+    """Unread messages per topic partition, from the consumer's high watermarks."""
+
+    def __init__(self, app: faust.App, inputs: tuple[str, ...]) -> None:
+        self.app = app
+        self.inputs = inputs
+
+    def behind(self, topic: str, partition: int, next_offset: int | None) -> bool:
+        """Say whether messages at or after our position exist; unknown counts as behind."""
+        try:
+            high = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:  # noqa: BLE001 - not assigned or not fetched yet: assume a backlog
+            return True
+        if high is None:
+            return True
+        return self.position(topic, partition, next_offset) < high
+
+    def position(self, topic: str, partition: int, next_offset: int | None) -> int:
+        """Return the next offset to process: ours this session, else the committed one."""
+        if next_offset is not None:
+            return next_offset
+        # Faust keeps the offsets it committed or found on assignment here (no public API).
+        committed_offsets = getattr(self.app.consumer, "_committed_offset", {})
+        committed = committed_offsets.get(TP(topic, partition))
+        return int(committed) if committed else 0
+
+    def assigned(self) -> set[int]:
+        """Return the input partitions assigned to this worker."""
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.inputs}
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
+    """Return the worker's Faust app, with its agent, tick timer and /metrics page."""
+    cfg = settings.rule_config()
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(settings.kafka_bootstrap),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee.value,
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger=settings.producer_linger_seconds,
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(
+        settings.topic_labs,
+        settings.topic_meds,
+        settings.topic_ticks,
+        partitions=settings.partitions,
+        **raw,
+    )
+    alerts = app.topic(settings.topic_alerts, partitions=settings.partitions, **raw)
+    dead_letters = app.topic(settings.topic_dead_letter, partitions=settings.partitions, **raw)
+    ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
+    table = app.Table(
+        TABLE_NAME,
+        partitions=settings.partitions,
+        # bytes types make Faust use the raw codec for the store and the changelog.
+        key_type=bytes,
+        value_type=bytes,
+        help="Per-patient engine state and per-partition clocks (orjson bytes)",
+    )
+    metrics = StreamMetrics(registry)
+    processor = StreamProcessor(
+        cfg,
+        PatientStore(table, settings.state_cache_size, all_values=lambda: table.data.values()),
+        TopicOutbox(alerts, dead_letters),
+        ConsumerBacklog(app, settings.input_topics),
+        metrics,
+        inputs=settings.input_topics,
+        ticks=settings.topic_ticks,
+        idle_advance=settings.idle_advance,
+    )
+
+    @app.agent(source, name="kmg-sentinel-stream", concurrency=1)
+    async def stream(events: faust.StreamT[bytes]) -> None:
+        async for event in events.events():
+            m = event.message
+            await processor.handle(InputMessage(m.topic, m.partition, m.offset, m.key, m.value))
+
+    @app.timer(settings.tick_interval_seconds)
+    async def send_ticks() -> None:
+        # One tick per partition this worker owns, to that exact partition of the ticks topic.
+        try:
+            for tp in app.consumer.assignment():
+                if tp.topic == settings.topic_ticks:
+                    await ticks.send(value=TICK, partition=tp.partition)
+        except Exception as exc:  # noqa: BLE001 - a missed tick only delays idle advance
+            log.warning("could not send ticks (%s); retrying next interval", type(exc).__name__)
+
+    async def on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        processor.on_rebalance()
+
+    # mode's declared receiver type rejects any plain function; send() calls it like this.
+    app.on_partitions_revoked.connect(on_rebalance)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_rebalance)  # type: ignore[arg-type]
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        body = generate_latest(registry)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return app

@@ -1,0 +1,147 @@
+"""The worker's Prometheus metrics, as one bundle over an injected CollectorRegistry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from alerts.alert import AlertStatus, Rule, Severity
+
+KINDS = ("lab_result", "medication", "unknown", "control")
+OUTCOMES = (
+    "accepted",
+    "late",
+    "duplicate",
+    "ignored",
+    "dead_letter",
+    "processing_error",
+    "tick",
+    "final",
+    "invalid",
+)
+# The reason of a dead letter up to its ':' (RULES.md section 7), so labels stay a small set.
+REASON_CLASSES = (
+    "bad_json",
+    "not_an_object",
+    "unknown_kind",
+    "missing_field",
+    "bad_type",
+    "bad_status",
+    "bad_action",
+    "missing_code_and_name",
+    "bad_timestamp",
+    "timestamp_without_offset",
+    "resulted_before_collected",
+    "non_finite_value",
+    "bad_unit",
+    "implausible_value",
+    "too_large",
+    "processing_error",
+    "other",
+)
+_REASON_CLASS_SET = frozenset(REASON_CLASSES)
+_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+def reason_class(reason: str) -> str:
+    """Return the label value of a dead-letter reason: its prefix before ':', from a fixed set."""
+    head = reason.split(":", 1)[0]
+    return head if head in _REASON_CLASS_SET else "other"
+
+
+class StreamMetrics:
+    """Counters, histogram and gauges of one worker; label children resolved once."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        events = Counter(
+            "kmg_events_total",
+            "Input and control messages by kind and outcome",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self._events = {(k, o): events.labels(k, o) for k in KINDS for o in OUTCOMES}
+        dead = Counter(
+            "kmg_dead_letters_total",
+            "Messages sent to the dead-letter topic, by reason class",
+            ["reason_class"],
+            registry=registry,
+        )
+        self._dead = {c: dead.labels(c) for c in REASON_CLASSES}
+        alerts = Counter(
+            "kmg_alerts_total",
+            "Alert events published, by rule, status and severity",
+            ["rule", "status", "severity"],
+            registry=registry,
+        )
+        self._alerts = {
+            (str(r), str(st), str(sv)): alerts.labels(r, st, sv)
+            for r in Rule
+            for st in AlertStatus
+            for sv in Severity
+        }
+        self.late = Counter(
+            "kmg_late_events_total", "Events that arrived behind the watermark", registry=registry
+        )
+        self.duplicates = Counter(
+            "kmg_duplicates_total", "Events ignored as repeats of an event_id", registry=registry
+        )
+        self.processing_errors = Counter(
+            "kmg_processing_errors_total",
+            "Exceptions raised while processing a message, an event or a timer",
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "kmg_event_processing_seconds",
+            "Time to process one message, alerts acknowledged and state written",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._lag = Gauge(
+            "kmg_watermark_lag_seconds",
+            "Wall clock minus the partition's watermark",
+            ["partition"],
+            registry=registry,
+        )
+        self._buffered = Gauge(
+            "kmg_reorder_buffer_events",
+            "Events waiting for the partition's watermark",
+            ["partition"],
+            registry=registry,
+        )
+        self._timers = Gauge(
+            "kmg_pending_timers",
+            "Indexed timers of the partition (withdrawn ones included until due)",
+            ["partition"],
+            registry=registry,
+        )
+        self._partition_children: dict[int, tuple[Any, Any, Any]] = {}
+
+    def event(self, kind: str, outcome: str) -> None:
+        """Count one message."""
+        self._events[kind, outcome].inc()
+
+    def dead_letter(self, reason: str) -> None:
+        """Count one dead letter by its reason class."""
+        self._dead[reason_class(reason)].inc()
+
+    def alert(self, rule: str, status: str, severity: str) -> None:
+        """Count one published alert event."""
+        self._alerts[rule, status, severity].inc()
+
+    def partition(self, partition: int, lag_seconds: float, buffered: int, timers: int) -> None:
+        """Set the gauges of one partition."""
+        children = self._partition_children.get(partition)
+        if children is None:
+            label = str(partition)
+            children = (
+                self._lag.labels(label),
+                self._buffered.labels(label),
+                self._timers.labels(label),
+            )
+            self._partition_children[partition] = children
+        lag, buf, tim = children
+        lag.set(lag_seconds)
+        buf.set(buffered)
+        tim.set(timers)

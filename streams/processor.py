@@ -1,0 +1,372 @@
+"""Process one Kafka message of the live stream: decode, buffer, release, emit, write state.
+
+This is the body of the Faust agent, kept free of Faust so it can be driven directly in tests.
+Per message, in this order: everything in memory is changed first; then the alerts are
+published and acknowledged; then dead letters are sent; then the changed states are written
+to the table (the changelog), so a state never runs ahead of the alerts it emitted. An
+exception while processing leaves no trace: unflushed changes are dropped, the indices are
+rebuilt from the table, and the message (or the buffered event or timer that failed) is set
+aside with reason `processing_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from alerts.alert import Alert
+from alerts.codes import CodeSets
+from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
+from alerts.engine import Engine
+from alerts.events import LabResult, Medication, Micros
+from alerts.rule_config import RuleConfig, Windows
+from alerts.scheduler import FOREVER
+from alerts.state import PatientState, Timer
+from streams.metrics import StreamMetrics
+from streams.state_store import PatientStore
+from streams.watermark import Arrival, Behind, PartitionClock
+
+log = logging.getLogger("kmg.stream")
+
+TICK = b'{"control":"tick"}'
+PROCESSING_ERROR = "processing_error"
+_ATTEMPTS = 3
+_CLOCK_WRITE_SECONDS = 1.0
+_KIND_OF_IGNORED = {
+    IgnoreReason.OTHER_LAB_CODE: "lab_result",
+    IgnoreReason.PRELIMINARY: "lab_result",
+    IgnoreReason.OTHER_MEDICATION: "medication",
+}
+_LATE, _DUPLICATE = Arrival.LATE, Arrival.DUPLICATE
+
+
+class InputMessage(NamedTuple):
+    """One consumed record, as the agent sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Outbox(Protocol):
+    """Where the agent's outputs go (Kafka topics in the worker, lists in tests)."""
+
+    async def publish_alerts(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        """Send alert records and return once every one is acknowledged."""
+        ...
+
+    async def dead_letter(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send one dead letter."""
+        ...
+
+
+class Backlog(Protocol):
+    """What the consumer knows about unread messages (high watermarks, committed offsets)."""
+
+    def behind(self, topic: str, partition: int, next_offset: int | None) -> bool:
+        """Say whether the topic's partition has messages at or after next_offset unread."""
+        ...
+
+    def position(self, topic: str, partition: int, next_offset: int | None) -> int:
+        """Return the next offset this worker will process on the topic's partition."""
+        ...
+
+    def assigned(self) -> set[int]:
+        """Return the partitions now assigned to this worker."""
+        ...
+
+
+class _Letter(NamedTuple):
+    key: bytes | None
+    value: bytes
+    reason: str
+    headers: list[tuple[str, bytes]]
+
+
+class TrackedEngine(Engine):
+    """The engine, remembering the event or timer it is working on (to set a failure aside)."""
+
+    current: tuple[str, Any] | None = None
+
+    def apply(self, state: PatientState, ev: Any, at: Micros, out: Any, timers: Any) -> None:
+        self.current = ("event", ev)
+        super().apply(state, ev, at, out, timers)
+        self.current = None
+
+    def fire(self, state: PatientState, timer: Timer, at: Micros, out: Any, timers: Any) -> None:
+        self.current = ("timer", timer)
+        super().fire(state, timer, at, out, timers)
+        self.current = None
+
+
+class StreamProcessor:
+    """The live stream's per-message logic over a state table, shared by every partition."""
+
+    def __init__(
+        self,
+        cfg: RuleConfig,
+        store: PatientStore,
+        outbox: Outbox,
+        backlog: Backlog,
+        metrics: StreamMetrics,
+        *,
+        inputs: tuple[str, ...],
+        ticks: str,
+        idle_advance: bool = True,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        codes = CodeSets(cfg)
+        self.decode = Decoder(cfg, codes).decode
+        self.engine = TrackedEngine(cfg, codes)
+        self.lateness = Windows(cfg).allowed_lateness
+        self.store = store
+        self.outbox = outbox
+        self.backlog = backlog
+        self.metrics = metrics
+        self.inputs = inputs
+        self.ticks = ticks
+        self.idle_advance = idle_advance
+        self.wall = wall
+        self.clocks: dict[int, PartitionClock] = {}
+        self._stale = True
+        self._next_offset: dict[tuple[str, int], int] = {}
+        self._clock_written: dict[int, float] = {}
+        self._out: list[Alert] = []
+        self._letters: list[_Letter] = []
+        self._aside: list[_Letter] = []  # buffered events set aside while handling this message
+
+    def on_rebalance(self) -> None:
+        """Forget what is in memory: after a rebalance the table is the only truth."""
+        self._stale = True
+        self._next_offset.clear()
+
+    # -- one message ----------------------------------------------------------------------
+
+    async def handle(self, msg: InputMessage) -> None:
+        """Process one message; never raises on bad input or an engine failure."""
+        started = time.perf_counter()
+        wall = self.wall()
+        self._next_offset[msg.topic, msg.partition] = msg.offset + 1
+        counted: tuple[str, str] | None = None
+        self._aside = []
+        for attempt in range(_ATTEMPTS):
+            self._out, self._letters = [], []
+            try:
+                counted = self._process(msg, wall)
+                break
+            except Exception as exc:  # noqa: BLE001 - the stream must not stop on one message
+                if not self._set_aside(msg, exc, attempt):
+                    counted = ("unknown", "processing_error")
+                    break
+        if counted is not None:
+            self._count(*counted)
+        await self._emit(msg.partition)
+        self.store.flush()
+        if msg.topic == self.ticks:
+            self._gauges(msg.partition, wall)  # every few seconds per partition is enough
+        self.metrics.processing_seconds.observe(time.perf_counter() - started)
+
+    def _gauges(self, partition: int, wall: float) -> None:
+        clock = self.clocks.get(partition)
+        if clock is not None:
+            w = clock.watermark
+            lag = 0.0 if w >= FOREVER else max(0.0, wall - w / 1e6)
+            self.metrics.partition(partition, lag, clock.buffered(), clock.pending_timers())
+
+    def _process(self, msg: InputMessage, wall: float) -> tuple[str, str]:
+        self.engine.current = None
+        p = msg.partition
+        clock = self._clock(p)
+        force_write = False
+        if msg.topic == self.ticks:
+            counted = self._control(clock, msg, wall)
+            force_write = counted[1] == "final"
+        else:
+            counted = self._input(clock, msg, wall)
+        if clock.final_offsets is not None and clock.maybe_finish(
+            lambda t: self.backlog.position(t, p, self._next_offset.get((t, p)))
+        ):
+            log.info("partition %d drained by a final control message", p)
+            force_write = True
+        if force_write or wall - self._clock_written.get(p, float("-inf")) >= _CLOCK_WRITE_SECONDS:
+            # A clock restored older than the states is safe: a lower W only holds events longer.
+            self.store.put_clock(p, clock.snapshot())
+            self._clock_written[p] = wall
+        return counted
+
+    def _behind(self, p: int) -> Behind:
+        backlog, nxt = self.backlog, self._next_offset
+        return lambda t: backlog.behind(t, p, nxt.get((t, p)))
+
+    def _input(self, clock: PartitionClock, msg: InputMessage, wall: float) -> tuple[str, str]:
+        ev = self.decode(msg.value if msg.value is not None else b"")
+        kind = type(ev)
+        if kind is DeadLetter:
+            clock.touch(wall)
+            dead: DeadLetter = ev  # type: ignore[assignment]
+            self._letters.append(
+                _Letter(msg.key, dead.raw, dead.reason, _headers(msg, dead.reason, dead.detail))
+            )
+            return ("unknown", "dead_letter")
+        if kind is Ignored:
+            ign: Ignored = ev  # type: ignore[assignment]
+            label = _KIND_OF_IGNORED[ign.why]
+            fresh = clock.ignored(ign.patient_id, ign.event_id, wall)
+            return (label, "ignored" if fresh else "duplicate")
+        event: LabResult | Medication = ev  # type: ignore[assignment]
+        outcome = clock.arrive(event, msg.topic, self._behind(msg.partition), wall)
+        return ("lab_result" if kind is LabResult else "medication", str(outcome))
+
+    def _control(self, clock: PartitionClock, msg: InputMessage, wall: float) -> tuple[str, str]:
+        try:
+            data = orjson.loads(msg.value or b"")
+            control = data["control"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            log.warning("ignoring an unreadable control message at offset %d", msg.offset)
+            return ("control", "invalid")
+        behind = self._behind(msg.partition)
+        if control == "tick":
+            if self.idle_advance:
+                clock.idle(behind, wall)
+            else:
+                clock.advance(behind)
+            return ("control", "tick")
+        if control == "final":
+            offsets = data.get("offsets")
+            if not isinstance(offsets, dict) or not all(
+                isinstance(v, int) for v in offsets.values()
+            ):
+                log.warning("ignoring a final control message without offsets")
+                return ("control", "invalid")
+            clock.finish_after({t: o for t, o in offsets.items() if t in self.inputs})
+            return ("control", "final")
+        log.warning("ignoring an unknown control message %r", str(control)[:32])
+        return ("control", "invalid")
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def _clock(self, partition: int) -> PartitionClock:
+        if self._stale:
+            self._stale = False
+            self.clocks.clear()
+            self._clock_written.clear()
+            self.store.forget_cache()
+            self._rebuild(self.backlog.assigned() | {partition})
+        clock = self.clocks.get(partition)
+        if clock is None:
+            self._rebuild({partition})
+            clock = self.clocks[partition]
+        return clock
+
+    def _rebuild(self, partitions: set[int]) -> None:
+        states, clocks = self.store.scan(partitions)
+        for p in partitions:
+            clock = PartitionClock(
+                p, self.engine, self.store, self._out_sink, self.lateness, self.inputs
+            )
+            clock.restore(clocks.get(p), states[p])
+            self.clocks[p] = clock
+        log.info(
+            "rebuilt partitions %s: %d buffered events, %d timers",
+            sorted(partitions),
+            sum(self.clocks[p].buffered() for p in partitions),
+            sum(self.clocks[p].pending_timers() for p in partitions),
+        )
+
+    def _out_sink(self, alerts: list[Alert]) -> None:
+        self._out.extend(alerts)
+
+    # -- outputs --------------------------------------------------------------------------
+
+    async def _emit(self, partition: int) -> None:
+        alerts, letters = self._out, self._aside + self._letters
+        self._out, self._letters, self._aside = [], [], []
+        if alerts:
+            records = [(a.patient_id.encode(), orjson.dumps(a.to_wire())) for a in alerts]
+            await self.outbox.publish_alerts(partition, records)
+            for a in alerts:
+                self.metrics.alert(a.rule, a.status, a.severity)
+        for letter in letters:
+            await self.outbox.dead_letter(partition, letter.key, letter.value, letter.headers)
+            self.metrics.dead_letter(letter.reason)
+
+    def _count(self, kind: str, outcome: str) -> None:
+        self.metrics.event(kind, outcome)
+        if outcome == _LATE:
+            self.metrics.late.inc()
+        elif outcome == _DUPLICATE:
+            self.metrics.duplicates.inc()
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _set_aside(self, msg: InputMessage, exc: Exception, attempt: int) -> bool:
+        """Undo the failed attempt; return True to retry the message without the culprit."""
+        culprit = self.engine.current
+        self.store.discard()
+        self._stale = True
+        self._out, self._letters = [], []
+        self.metrics.processing_errors.inc()
+        log.error(
+            "processing failed (%s) on %s[%d] offset %d",
+            type(exc).__name__,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+        )
+        log.debug("processing failure detail", exc_info=True)
+        if culprit is not None and attempt < _ATTEMPTS - 1 and self._drop_culprit(msg, *culprit):
+            return True
+        if msg.topic != self.ticks:
+            value = msg.value if msg.value is not None else b""
+            detail = f"{type(exc).__name__} while processing"
+            headers = _headers(msg, PROCESSING_ERROR, detail)
+            self._letters = [_Letter(msg.key, value, PROCESSING_ERROR, headers)]
+        return False
+
+    def _drop_culprit(self, msg: InputMessage, what: str, item: Any) -> bool:
+        """Remove a failing buffered event or timer from its patient's stored state."""
+        state = self.store.get(item.patient_id)
+        if state is None:
+            return False
+        if what == "timer":
+            if item not in state.timers:
+                return False
+            state.timers.discard(item)
+            self.store.put(msg.partition, state)
+            self.store.flush()
+            return True
+        for i, entry in enumerate(state.pending):
+            if entry[3] == item.event_id:
+                del state.pending[i]
+                self.store.put(msg.partition, state)
+                self.store.flush()  # a later failed attempt must not undo this
+                headers = _headers(msg, PROCESSING_ERROR, "a buffered event failed when released")
+                headers.append(("buffered", b"true"))
+                self._aside.append(
+                    _Letter(
+                        item.patient_id.encode(),
+                        orjson.dumps(entry),
+                        PROCESSING_ERROR,
+                        headers,
+                    )
+                )
+                return True
+        return False  # the message's own event: it is the one set aside
+
+
+def _headers(msg: InputMessage, reason: str, detail: str) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", reason.encode()),
+        ("detail", detail.encode()),
+        ("source_topic", msg.topic.encode()),
+        ("source_partition", str(msg.partition).encode()),
+        ("source_offset", str(msg.offset).encode()),
+    ]

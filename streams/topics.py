@@ -1,0 +1,121 @@
+"""Create the co-partitioned topics of one deployment (inputs, ticks, alerts, dead letters)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NamedTuple
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger("kmg.topics")
+
+_LEADER_WAITS = 50
+
+
+class TopicSpec(NamedTuple):
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic cannot be used: it is not co-partitioned with the others."""
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Return every topic the worker reads or writes, all with the same partition count."""
+    n = settings.partitions
+    ticks_ms = str(int(settings.ticks_retention_hours * 3_600_000))
+    return [
+        TopicSpec(settings.topic_labs, n, {}),
+        TopicSpec(settings.topic_meds, n, {}),
+        TopicSpec(settings.topic_alerts, n, {}),
+        TopicSpec(settings.topic_dead_letter, n, {}),
+        # Ticks matter only while fresh; a short retention keeps the topic small.
+        TopicSpec(settings.topic_ticks, n, {"retention.ms": ticks_ms, "cleanup.policy": "delete"}),
+    ]
+
+
+async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
+    """Create missing topics; raise TopicLayoutError if one exists with another partition count.
+
+    Returns the names created. Retries while the broker is not reachable yet.
+    """
+    specs = topic_specs(settings)
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
+        )
+        try:
+            await admin.start()
+            try:
+                return await _ensure(admin, specs, settings)
+            finally:
+                await admin.close()
+        except KafkaError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("broker not ready (%s); retrying topic creation", type(exc).__name__)
+            await asyncio.sleep(1.0)
+    return []
+
+
+async def _ensure(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], settings: Settings
+) -> list[str]:
+    existing = set(await admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    created: list[str] = []
+    if missing:
+        replicas = settings.replication_factor
+        new = [NewTopic(s.name, s.partitions, replicas, topic_configs=s.config) for s in missing]
+        response = await admin.create_topics(new)
+        for name, code, *_ in getattr(response, "topic_errors", []):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                raise TopicLayoutError(f"cannot create topic {name}: error code {code}")
+    want = {s.name: s.partitions for s in specs}
+    for _ in range(_LEADER_WAITS):
+        described = await admin.describe_topics(list(want))
+        leaderless = False
+        for entry in described:
+            name, parts = entry["topic"], entry["partitions"]
+            if entry.get("error_code", 0) or not parts:
+                leaderless = True
+                continue
+            if len(parts) != want[name]:
+                raise TopicLayoutError(
+                    f"topic {name} has {len(parts)} partitions, not {want[name]}: "
+                    "topics must be co-partitioned"
+                )
+            leaderless = leaderless or any(part["leader"] < 0 for part in parts)
+        if not leaderless:
+            break
+        # New partitions answer NotLeaderForPartition until their leader is elected.
+        await asyncio.sleep(0.2)
+    if created:
+        await _wait_until_served(settings.kafka_bootstrap, created, want)
+        log.info("created topics: %s", ", ".join(created))
+    return created
+
+
+async def _wait_until_served(bootstrap: str, names: list[str], partitions: dict[str, int]) -> None:
+    """Return once the leaders of new partitions answer (metadata says so a little earlier).
+
+    Listing the end offsets asks each partition's leader, and aiokafka retries it until the
+    leader serves; producers then send without NotLeaderForPartition retries.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await consumer.start()
+    try:
+        await consumer.end_offsets(
+            [TopicPartition(n, p) for n in names for p in range(partitions[n])]
+        )
+    finally:
+        await consumer.stop()

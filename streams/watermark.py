@@ -1,0 +1,237 @@
+"""One Kafka partition's event time: stream time, watermark, reorder buffer and timers.
+
+Release rule (RULES.md section 3): an event waits until W >= a; a timer runs once W > tau
+(so that an event at exactly a = tau, which is not late, still runs before it); an event that
+arrives when W > a is late, applied at once with at = max(a, last) and its due timers run.
+
+How W moves:
+- Stream time per input topic: the largest availability seen on that topic's partition.
+  While an input topic's partition still has unread messages (the consumer lags behind its
+  high watermark), W may not pass that topic's stream time minus the allowed lateness: a
+  pre-loaded topic consumed faster than the other must not make the other's events late.
+  Once every input is caught up, W = (largest availability seen) - allowed lateness, the
+  contract's rule.
+- Idle advance (ticks): when every input of the partition is caught up, W moves at wall-clock
+  rate from its last event-driven value: W = S - lateness + (now - wall time of the last
+  message), and never past now - lateness, since an event arriving now with availability now
+  must not be late. A backlog, or a partition never seen, does not advance.
+- A `final` control message (end of a bounded backfill) sets W = +infinity once the input
+  offsets it names are consumed: everything buffered is released and every timer runs, as
+  at the end of a replay. Events arriving later on that partition are late.
+
+The buffer lives in each patient's state (`state.pending`); the heap here is only an index,
+rebuilt from the states by `restore`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from alerts.engine import Engine
+from alerts.events import LabResult, Medication, Micros
+from alerts.scheduler import FOREVER, NEVER, AlertSink, EventTimeScheduler
+from alerts.state import PatientState
+from streams.state_codec import buffered_available, buffered_id, decode_event, encode_event
+from streams.state_store import PatientStore
+
+_MICROS = 1_000_000
+
+
+class Arrival(StrEnum):
+    ACCEPTED = "accepted"  # buffered until the watermark passes it (or released at once)
+    LATE = "late"
+    DUPLICATE = "duplicate"
+
+
+_ACCEPTED, _LATE, _DUPLICATE = Arrival.ACCEPTED, Arrival.LATE, Arrival.DUPLICATE
+
+Behind = Callable[[str], bool]
+"""Whether an input topic (of this partition) still has messages this worker has not read."""
+
+
+class PartitionClock:
+    """Watermark, reorder buffer and timers of one partition, over the patients' states."""
+
+    def __init__(
+        self,
+        partition: int,
+        engine: Engine,
+        store: PatientStore,
+        sink: AlertSink,
+        lateness: Micros,
+        inputs: tuple[str, ...],
+    ) -> None:
+        self.partition = partition
+        self.states = store.view(partition)
+        self.scheduler = EventTimeScheduler(engine, self.states, sink)
+        self.lateness = lateness
+        self.inputs = inputs
+        self.stream_time: dict[str, Micros] = {}
+        self.watermark: Micros = NEVER
+        self.arrival_wall: float | None = None  # wall seconds of the last input message
+        self.final_offsets: dict[str, int] | None = None
+        self._buffer: list[tuple[Micros, str, str]] = []
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the partition's clock as JSON-ready data (kept in the state table)."""
+        return {
+            "stream_time": self.stream_time,
+            "watermark": self.watermark,
+            "last": self.scheduler.last,
+            "arrival_wall": self.arrival_wall,
+            "final_offsets": self.final_offsets,
+        }
+
+    def restore(self, clock: Mapping[str, Any] | None, states: Iterable[PatientState]) -> None:
+        """Load a snapshot and rebuild the buffer and timer indices from the partition's states."""
+        if clock is not None:
+            self.stream_time = dict(clock["stream_time"])
+            self.watermark = clock["watermark"]
+            self.scheduler.last = clock["last"]
+            self.arrival_wall = clock["arrival_wall"]
+            self.final_offsets = clock["final_offsets"]
+        states = list(states)
+        self._buffer = [
+            (buffered_available(e), s.patient_id, buffered_id(e)) for s in states for e in s.pending
+        ]
+        heapq.heapify(self._buffer)
+        self.scheduler.rebuild_timers(states)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def arrive(
+        self, ev: LabResult | Medication, source: str, behind: Behind, wall: float
+    ) -> Arrival:
+        """Take one decoded event from input topic `source`; release what the new W allows."""
+        a = ev.available
+        self.arrival_wall = wall
+        seen = self.stream_time.get(source)
+        if seen is None or a > seen:
+            self.stream_time[source] = a
+        states = self.states
+        state = states.get(ev.patient_id)
+        if state is None:
+            state = PatientState(ev.patient_id)
+        if ev.event_id in state.seen:
+            self.advance(behind)
+            return _DUPLICATE
+        state.seen[ev.event_id] = a
+        states[ev.patient_id] = state
+        if a < self.watermark:
+            self.scheduler.process(ev)
+            self.scheduler.run_timers(self.watermark - 1)
+            outcome = _LATE
+        else:
+            state.pending.append(encode_event(ev))
+            heapq.heappush(self._buffer, (a, ev.patient_id, ev.event_id))
+            outcome = _ACCEPTED
+        self.advance(behind)
+        return outcome
+
+    def ignored(self, patient_id: str, event_id: str, wall: float) -> bool:
+        """Register an ignored event's id (later copies are duplicates); False if seen before."""
+        self.arrival_wall = wall
+        state = self.states.get(patient_id)
+        if state is None:
+            state = PatientState(patient_id)
+        if event_id in state.seen:
+            return False
+        now = max(self.stream_time.values(), default=0)
+        state.seen[event_id] = now
+        engine = self.scheduler.engine
+        if now - state.pruned_at >= engine.prune_every:
+            # A patient who only ever gets ignored events is never pruned by the engine.
+            state.prune(now, engine.w, engine.cfg.mg_low)
+        self.states[patient_id] = state
+        return True
+
+    def touch(self, wall: float) -> None:
+        """Note an input message that carried no event (a dead letter)."""
+        self.arrival_wall = wall
+
+    # -- time -----------------------------------------------------------------------------
+
+    def event_watermark(self, behind: Behind) -> Micros | None:
+        """Return the W the events seen allow, or None while a lagging input was never seen."""
+        times = self.stream_time
+        lagging = [times.get(t) for t in self.inputs if behind(t)]
+        if lagging:
+            if None in lagging:
+                return None
+            return min(lagging) - self.lateness  # type: ignore[type-var, operator]
+        if not times:
+            return None
+        return max(times.values()) - self.lateness
+
+    def advance(self, behind: Behind) -> None:
+        """Raise W to what the events seen allow and release what it passes."""
+        w = self.event_watermark(behind)
+        if w is not None and w > self.watermark:
+            self.release(w)
+
+    def idle(self, behind: Behind, wall: float) -> None:
+        """On a tick: advance at wall-clock rate since the last message, if caught up."""
+        self.advance(behind)
+        if self.arrival_wall is None or not self.stream_time:
+            return
+        if any(behind(t) for t in self.inputs):
+            return
+        elapsed = round((wall - self.arrival_wall) * _MICROS)
+        if elapsed <= 0:
+            return
+        target = max(self.stream_time.values()) - self.lateness + elapsed
+        target = min(target, round(wall * _MICROS) - self.lateness)
+        if target > self.watermark:
+            self.release(target)
+
+    def finish_after(self, offsets: Mapping[str, int]) -> None:
+        """Remember the input offsets after which this partition is drained (`final`)."""
+        self.final_offsets = {t: int(o) for t, o in offsets.items()}
+
+    def maybe_finish(self, position: Callable[[str], int]) -> bool:
+        """Drain (W = +infinity) once every input offset named by `final` is consumed."""
+        offsets = self.final_offsets
+        if offsets is None or self.watermark >= FOREVER:
+            return False
+        if any(position(t) < o for t, o in offsets.items()):
+            return False
+        self.release(FOREVER)
+        return True
+
+    def release(self, w: Micros) -> None:
+        """Set W and run, in the total order, every buffered event with a <= W and timer < W."""
+        self.watermark = w
+        buffer, states, process = self._buffer, self.states, self.scheduler.process
+        while buffer and buffer[0][0] <= w:
+            _, pid, eid = heapq.heappop(buffer)
+            state = states.get(pid)
+            if state is None:
+                continue
+            entry = _take(state.pending, eid)
+            if entry is None:
+                continue  # index entry outlived its event (released before a restart)
+            states[pid] = state
+            process(decode_event(entry))
+        self.scheduler.run_timers(w - 1)
+
+    # -- gauges ---------------------------------------------------------------------------
+
+    def buffered(self) -> int:
+        """Return the number of indexed buffered events."""
+        return len(self._buffer)
+
+    def pending_timers(self) -> int:
+        """Return the number of indexed timers."""
+        return self.scheduler.pending_timers()
+
+
+def _take(pending: list[Any], event_id: str) -> list[Any] | None:
+    for i, entry in enumerate(pending):
+        if entry[3] == event_id:
+            return pending.pop(i)
+    return None

@@ -1,0 +1,90 @@
+"""Every golden scenario, produced to Kafka, gives on the alerts topic exactly replay's alerts.
+
+All scenarios run through one worker (their patient ids are distinct); they are interleaved
+by availability so that no event is late across scenarios, then produced with `--final`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SCENARIOS
+from tests.integration.stream_harness import (
+    Deployment,
+    count_rows,
+    merge_by_availability,
+    repeated_pairs,
+    replay_alerts,
+)
+from tests.scenario_support import load_scenarios
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+
+def test_every_scenario_gives_replays_alerts_on_the_alerts_topic(cfg, tmp_path: Path) -> None:
+    scenarios = load_scenarios(SCENARIOS)
+    assert len(scenarios) >= 23
+    lines = merge_by_availability([s.input for s in scenarios])
+    expected: list[dict] = []
+    for s in scenarios:
+        expected.extend(replay_alerts(cfg, s.input.read_bytes().splitlines()))
+    assert count_rows(expected) == count_rows(replay_alerts(cfg, lines))  # patients are distinct
+    feed = tmp_path / "scenarios.ndjson"
+    feed.write_bytes(b"\n".join(lines) + b"\n")
+
+    deployment = Deployment(tmp_path)
+    deployment.produce(feed, final=True)
+    worker = deployment.start_worker("w1")
+    try:
+        want = count_rows(expected)
+        alerts = asyncio.run(
+            deployment.read_alerts(
+                lambda got: sum(count_rows(got).values()) >= len(expected),
+                timeout=180,
+                settle=3,
+                alive=worker.alive,
+            )
+        )
+        assert worker.alive(), worker.log_tail()
+        assert count_rows(alerts) == want, worker.log_tail()
+        assert repeated_pairs(alerts) == 0
+        assert worker.stop() == 0, worker.log_tail()
+        assert "Traceback" not in worker.log_path.read_text()
+    finally:
+        deployment.stop_all()
+        asyncio.run(deployment.delete_topics())
+
+
+def test_a_clean_stop_and_restart_in_the_middle_changes_nothing(cfg, tmp_path: Path) -> None:
+    """SIGTERM after half the input; the restarted worker reuses its local table files."""
+    scenarios = load_scenarios(SCENARIOS)
+    lines = merge_by_availability([s.input for s in scenarios])
+    half = len(lines) // 2
+    first, second = tmp_path / "first.ndjson", tmp_path / "second.ndjson"
+    first.write_bytes(b"\n".join(lines[:half]) + b"\n")
+    second.write_bytes(b"\n".join(lines[half:]) + b"\n")
+    expected = replay_alerts(cfg, lines)
+
+    deployment = Deployment(tmp_path)
+    try:
+        deployment.produce(first, final=False)
+        worker = deployment.start_worker("w1")
+        handled = worker.wait_for_metric("kmg_events_total", half, timeout=120)
+        assert handled >= half, worker.log_tail()
+        assert worker.stop() == 0, worker.log_tail()
+        deployment.produce(second, final=True)
+        again = deployment.start_worker("w1-again", data_dir=tmp_path / "data-w1")
+        alerts = asyncio.run(
+            deployment.read_alerts(
+                lambda got: len(got) >= len(expected), timeout=180, settle=3, alive=again.alive
+            )
+        )
+        assert "did not stop cleanly" not in again.log_path.read_text()
+        assert count_rows(alerts) == count_rows(expected), again.log_tail()
+        assert repeated_pairs(alerts) == 0
+    finally:
+        deployment.stop_all()
+        asyncio.run(deployment.delete_topics())

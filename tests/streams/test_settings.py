@@ -1,0 +1,137 @@
+"""Settings: KMG_* variables, defaults, rule parameter overrides by their RULES.md names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from alerts.rule_config import ConfigError, RuleConfig
+from streams.settings import RULE_PARAMETERS, ProcessingGuarantee, Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_kmg_environment(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KMG_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_those_of_the_issue():
+    s = Settings()
+    assert (s.kafka_bootstrap, s.app_id, s.topic_prefix, s.partitions) == (
+        "127.0.0.1:9092",
+        "kmg-sentinel",
+        "kmg.",
+        8,
+    )
+    assert s.store == "rocksdb://"
+    assert s.idle_advance is True
+    assert s.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    assert s.rules_file is None
+    assert s.rule_overrides() == {}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "labs", "meds", "alerts", "dead", "ticks"),
+    [
+        ("kmg.", "kmg.labs", "kmg.meds", "kmg.alerts", "kmg.dead-letter", "kmg.ticks"),
+        (
+            "site-a.",
+            "site-a.labs",
+            "site-a.meds",
+            "site-a.alerts",
+            "site-a.dead-letter",
+            "site-a.ticks",
+        ),  # noqa: E501
+    ],
+)
+def test_topic_names_follow_the_prefix(prefix, labs, meds, alerts, dead, ticks):
+    s = Settings(topic_prefix=prefix)
+    assert (s.topic_labs, s.topic_meds, s.topic_alerts, s.topic_dead_letter, s.topic_ticks) == (
+        labs,
+        meds,
+        alerts,
+        dead,
+        ticks,
+    )
+    assert s.input_topics == (labs, meds)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("KMG_KAFKA_BOOTSTRAP", "10.0.0.5:9093", "kafka_bootstrap", "10.0.0.5:9093"),
+        ("KMG_APP_ID", "ward-7", "app_id", "ward-7"),
+        ("KMG_PARTITIONS", "3", "partitions", 3),
+        ("KMG_DATA_DIR", "/var/lib/kmg", "data_dir", Path("/var/lib/kmg")),
+        ("KMG_WEB_PORT", "6070", "web_port", 6070),
+        ("KMG_STORE", "memory://", "store", "memory://"),
+        ("KMG_IDLE_ADVANCE", "false", "idle_advance", False),
+        ("KMG_TICK_INTERVAL_SECONDS", "0.5", "tick_interval_seconds", 0.5),
+        (
+            "KMG_PROCESSING_GUARANTEE",
+            "exactly_once",
+            "processing_guarantee",
+            ProcessingGuarantee.EXACTLY_ONCE,
+        ),
+    ],
+)
+def test_environment_variables_set_fields(monkeypatch, variable, value, field, expected):
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key", "expected"),
+    [
+        ("KMG_HOLD_MINUTES", "20", "hold_minutes", 20.0),
+        ("KMG_ALLOWED_LATENESS_MINUTES", "2.5", "allowed_lateness_minutes", 2.5),
+        ("KMG_REFRACTORY_MIN_EPISODES", "4", "refractory_min_episodes", 4),
+        ("KMG_MG_LOW", "1.8", "mg_low", 1.8),
+        ("KMG_K_CODES", '["2823-3"]', "k_codes", ("2823-3",)),
+        ("KMG_MG_PLAUSIBLE", "[0.2, 10]", "mg_plausible", (0.2, 10.0)),
+    ],
+)
+def test_rule_parameters_are_overridden_by_their_rules_md_names(
+    monkeypatch, variable, value, key, expected
+):
+    monkeypatch.setenv(variable, value)
+    s = Settings()
+    assert list(s.rule_overrides()) == [key]
+    assert getattr(s.rule_config(), key) == expected
+
+
+def test_a_rules_file_is_read_and_variables_win_over_it(monkeypatch, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text("hold_minutes = 45\nalert_ttl_hours = 24\n")
+    monkeypatch.setenv("KMG_RULES_FILE", str(rules))
+    monkeypatch.setenv("KMG_HOLD_MINUTES", "15")
+    cfg = Settings().rule_config()
+    assert (cfg.hold_minutes, cfg.alert_ttl_hours) == (15.0, 24.0)
+
+
+def test_settings_are_built_directly_in_tests():
+    s = Settings(partitions=2, store="memory://", allowed_lateness_minutes=0)
+    assert s.rule_config().allowed_lateness_minutes == 0
+
+
+def test_every_rule_parameter_has_a_setting():
+    assert set(RULE_PARAMETERS) == set(RuleConfig.model_fields) - {"idle_advance"}
+    assert set(RULE_PARAMETERS) <= set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"partitions": 0}, {"web_port": 70000}, {"tick_interval_seconds": 0}]
+)
+def test_unusable_settings_are_refused(kwargs):
+    with pytest.raises(ValidationError):
+        Settings(**kwargs)
+
+
+def test_an_incoherent_rule_override_is_a_config_error():
+    with pytest.raises(ConfigError, match="mg_severe"):
+        Settings(mg_severe=2.0).rule_config()

@@ -1,0 +1,52 @@
+"""Metrics: names, label sets and the reason classes of dead letters."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from streams.metrics import REASON_CLASSES, StreamMetrics, reason_class
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("bad_json", "bad_json"),
+        ("missing_field:patient_id", "missing_field"),
+        ("bad_unit:mg/L", "bad_unit"),
+        ("timestamp_without_offset:at", "timestamp_without_offset"),
+        ("bad_timestamp:resulted_at", "bad_timestamp"),
+        ("processing_error", "processing_error"),
+        ("something_new:x", "other"),
+        ("", "other"),
+    ],
+)
+def test_the_reason_class_is_the_prefix_from_a_fixed_set(reason, expected):
+    assert reason_class(reason) == expected
+    assert expected in REASON_CLASSES
+
+
+def test_the_bundle_exposes_its_metrics_on_the_injected_registry():
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry)
+    metrics.event("lab_result", "accepted")
+    metrics.dead_letter("bad_unit:furlongs")
+    metrics.alert("MG_NOT_CHECKED", "firing", "warning")
+    metrics.late.inc()
+    metrics.duplicates.inc()
+    metrics.processing_seconds.observe(0.001)
+    metrics.partition(3, 12.5, 4, 2)
+    text = generate_latest(registry).decode()
+    for line in (
+        'kmg_events_total{kind="lab_result",outcome="accepted"} 1.0',
+        'kmg_dead_letters_total{reason_class="bad_unit"} 1.0',
+        'kmg_alerts_total{rule="MG_NOT_CHECKED",severity="warning",status="firing"} 1.0',
+        "kmg_late_events_total 1.0",
+        "kmg_duplicates_total 1.0",
+        "kmg_event_processing_seconds_count 1.0",
+        'kmg_watermark_lag_seconds{partition="3"} 12.5',
+        'kmg_reorder_buffer_events{partition="3"} 4.0',
+        'kmg_pending_timers{partition="3"} 2.0',
+    ):
+        assert line in text
+    assert "furlongs" not in text  # label values come from fixed sets only

@@ -1,0 +1,259 @@
+"""The stream's per-message logic equals replay, survives crashes and never stops on bad input."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerts.engine import Engine
+from alerts.rule_config import Windows
+from streams.rule_files import load_rule_config
+from tests.conftest import SCENARIOS
+from tests.integration.stream_harness import merge_by_availability, replay_alerts
+from tests.scenario_support import load_scenarios
+from tests.strategies import feeds, non_late_arrivals
+from tests.streams.test_stream_fakes import (
+    COMPARED,
+    LABS,
+    MEDS,
+    TICKS,
+    Broker,
+    LoggedTable,
+    Rig,
+    rows,
+)
+
+SCENARIO_LIST = load_scenarios(SCENARIOS) if SCENARIOS.is_dir() else []
+SCENARIO_01 = SCENARIOS / "01_mg_not_checked_basic.ndjson"
+SCENARIO_17 = SCENARIOS / "17_invalid_events_dead_lettered.ndjson"
+
+
+def _lines(path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _rig(cfg, lines: list[bytes], partitions: int, final: bool = True, **kw: Any) -> Rig:
+    broker = Broker(partitions)
+    for line in lines:
+        broker.produce_line(line)
+    if final:
+        broker.produce_final()
+    return Rig(cfg, broker, **kw)
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+@pytest.mark.parametrize("seed", range(4))
+def test_all_scenarios_through_the_stream_give_replays_alerts(cfg, partitions, seed):
+    lines = merge_by_availability([s.input for s in SCENARIO_LIST])
+    rig = _rig(cfg, lines, partitions)
+    rig.consume(random.Random(seed))
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+    assert rig.metric("kmg_late_events_total") == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    feed=feeds(max_patients=4, max_events=40),
+    data=st.data(),
+    partitions=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_any_arrival_order_without_late_events_gives_replays_alerts(
+    cfg, feed, data, partitions, seed
+):
+    arrivals = data.draw(non_late_arrivals(feed, Windows(cfg).allowed_lateness))
+    lines = [orjson.dumps(e.event) for e in arrivals]
+    rig = _rig(cfg, lines, partitions)
+    rig.consume(random.Random(seed))
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    feed=feeds(max_patients=4, max_events=40),
+    data=st.data(),
+    partitions=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+    crash=st.floats(0, 1),
+    commit=st.floats(0, 1),
+    survive=st.floats(0, 1),
+)
+def test_a_crash_anywhere_loses_no_alert_and_repeats_only_whole_alerts(
+    cfg, feed, data, partitions, seed, crash, commit, survive
+):
+    """Kill the worker after any message; restart from the last commit and a changelog prefix.
+
+    A commit covers every write made before it (the producer is flushed first); after it, any
+    prefix of the later changelog writes may have survived.
+    """
+    arrivals = data.draw(non_late_arrivals(feed, Windows(cfg).allowed_lateness))
+    lines = [orjson.dumps(e.event) for e in arrivals]
+    rng = random.Random(seed)
+    first = _rig(cfg, lines, partitions)
+    total = sum(len(log) for log in first.broker.logs.values())
+    trace: list[tuple[tuple[str, int], int]] = []  # (topic partition, writes so far)
+    crashed_at = int(crash * total)
+    while len(trace) < crashed_at:
+        before = dict(first.positions)
+        first.consume(rng, limit=1)
+        moved = next(tp for tp, n in first.positions.items() if before.get(tp, 0) != n)
+        trace.append((moved, len(first.table.log)))
+    committed_at = int(commit * len(trace))
+    committed: dict[tuple[str, int], int] = defaultdict(int)
+    for tp, _ in trace[:committed_at]:
+        committed[tp] += 1
+    flushed = trace[committed_at - 1][1] if committed_at else 0
+    kept = flushed + int(survive * (len(first.table.log) - flushed))
+    table = LoggedTable()
+    for key, value in first.table.log[:kept]:
+        table[key] = value
+
+    second = Rig(cfg, first.broker, table=table, outbox=first.outbox)
+    second.positions.update(committed)
+    second.backlog.committed = dict(committed)
+    second.consume(rng)
+
+    expected = rows(replay_alerts(cfg, lines))
+    got = rows(second.outbox.alerts)
+    assert set(got) == set(expected)
+    assert all(got[row] >= 1 for row in expected)
+    by_pair: dict[tuple[str, str], set[tuple[Any, ...]]] = defaultdict(set)
+    for row in got:
+        by_pair[row[0], row[2]].add(row)
+    assert all(len(v) == 1 for v in by_pair.values())
+
+
+def test_dead_letters_keep_the_original_bytes_key_and_source(cfg):
+    lines = _lines(SCENARIO_17)
+    rig = _rig(cfg, lines, partitions=2)
+    rig.consume(random.Random(1))
+    dead_lines = next(s for s in SCENARIO_LIST if s.name.startswith("17_")).dead_lines or []
+    assert sorted(value for _, _, value, _ in rig.outbox.dead) == sorted(
+        lines[n - 1] for n in dead_lines
+    )
+    for partition, key, value, headers in rig.outbox.dead:
+        obj = _try_json(value)
+        pid = obj.get("patient_id") if isinstance(obj, dict) else None
+        assert key == (pid.encode() if pid else None)
+        assert headers["source_topic"] in (LABS.encode(), MEDS.encode())
+        assert int(headers["source_partition"]) == partition
+        offset = int(headers["source_offset"])
+        assert rig.broker.logs[headers["source_topic"].decode(), partition][offset][1] == value
+        assert headers["reason"] and headers["detail"]
+    assert rig.metric("kmg_dead_letters_total", reason_class="bad_json") == 1
+    assert rig.metric("kmg_dead_letters_total", reason_class="bad_unit") == 1
+    assert rig.metric("kmg_dead_letters_total", reason_class="timestamp_without_offset") == 2
+    assert rig.metric("kmg_events_total", kind="unknown", outcome="dead_letter") == 8
+    assert rig.metric("kmg_duplicates_total") == 1
+    assert rig.metric("kmg_events_total", kind="medication", outcome="duplicate") == 1
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+
+
+def _try_json(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _failing(monkeypatch, method: str, event_id: str, times: int = 1) -> list[str]:
+    """Make Engine.<method> raise for one event id (its first `times` calls)."""
+    calls: list[str] = []
+    original = getattr(Engine, method)
+
+    def wrapper(self, state, ev, *args):
+        if ev.event_id == event_id and len(calls) < times:
+            calls.append(ev.event_id)
+            raise RuntimeError("boom")
+        return original(self, state, ev, *args)
+
+    monkeypatch.setattr(Engine, method, wrapper)
+    return calls
+
+
+def test_a_failing_buffered_event_is_set_aside_and_the_stream_goes_on(cfg, monkeypatch, caplog):
+    lines = _lines(SCENARIO_01)
+    calls = _failing(monkeypatch, "_medication", "s01-e03")
+    rig = _rig(cfg, lines, partitions=1)
+    rig.consume(random.Random(0))
+    assert calls == ["s01-e03"]
+    [(_, key, value, headers)] = rig.outbox.dead
+    assert headers["reason"] == b"processing_error" and headers["buffered"] == b"true"
+    assert key == b"P01" and b"s01-e03" in value
+    # e03 (an administration under the same order) adds nothing: the alerts are replay's.
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+    assert rig.metric("kmg_processing_errors_total") == 1
+    assert rig.metric("kmg_dead_letters_total", reason_class="processing_error") == 1
+    assert "P01" not in "".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+
+
+def test_a_failing_event_of_the_message_itself_dead_letters_that_message(monkeypatch):
+    cfg = load_rule_config(overrides={"allowed_lateness_minutes": 0})
+    lines = _lines(SCENARIO_01)
+    _failing(monkeypatch, "_lab", "s01-e01")
+    rig = _rig(cfg, lines[:1], partitions=1, final=False)
+    rig.consume(random.Random(0))  # lateness 0: the lab is released as it arrives, and fails
+    [(_, key, value, headers)] = rig.outbox.dead
+    assert (key, value, headers["reason"]) == (b"P01", lines[0], b"processing_error")
+    assert "buffered" not in headers
+    for line in lines[1:]:
+        rig.broker.produce_line(line)
+    rig.broker.produce_final()
+    rig.consume(random.Random(0))
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines[1:]))
+    assert rig.metric("kmg_events_total", kind="unknown", outcome="processing_error") == 1
+
+
+def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch):
+    lines = _lines(SCENARIO_01)
+    calls: list[Any] = []
+    original = Engine._evaluate_episode
+
+    def failing(self, state, timer, *args):
+        calls.append(timer)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Engine, "_evaluate_episode", failing)
+    rig = _rig(cfg, lines, partitions=1)
+    rig.consume(random.Random(0))
+    monkeypatch.setattr(Engine, "_evaluate_episode", original)
+    assert len(calls) == 1
+    assert rig.outbox.alerts == []  # the one evaluation was lost, nothing else failed
+    assert rig.outbox.dead == []
+    assert rig.metric("kmg_processing_errors_total") == 1
+    assert rig.metric("kmg_events_total", kind="control", outcome="final") == 1
+
+
+def test_unreadable_control_messages_are_counted_not_dead_lettered(cfg):
+    rig = _rig(cfg, [], partitions=1, final=False)
+    for value in (b"not json", b'{"control": "reboot"}', b'{"control": "final"}', b"[]"):
+        rig.broker.append(TICKS, 0, None, value)
+    rig.consume(random.Random(0))
+    assert rig.outbox.dead == []
+    assert rig.metric("kmg_events_total", kind="control", outcome="invalid") == 4
+
+
+def test_a_tick_never_reaches_the_alert_output_and_idle_time_fires_timers(cfg):
+    lines = _lines(SCENARIO_01)
+    rig = _rig(cfg, lines, partitions=1, final=False)
+    rig.consume(random.Random(0))
+    assert rig.outbox.alerts == []  # W = 08:10: the 08:30 evaluation is not due
+    rig.tick(seconds=19 * 60)  # W = 08:29
+    assert rig.outbox.alerts == []
+    rig.tick(seconds=2 * 60)  # W = 08:31
+    assert [(a["rule"], a["status"]) for a in rig.outbox.alerts] == [("MG_NOT_CHECKED", "firing")]
+    assert all(a.keys() >= set(COMPARED) for a in rig.outbox.alerts)
+    assert rig.outbox.keys == [b"P01"]
+
+
+def test_without_idle_advance_a_quiet_partition_keeps_its_watermark(cfg):
+    rig = _rig(cfg, _lines(SCENARIO_01), partitions=1, final=False, idle_advance=False)
+    rig.consume(random.Random(0))
+    rig.tick(seconds=3600)
+    assert rig.outbox.alerts == []
