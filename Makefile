@@ -3,6 +3,16 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests and tools reach the broker that scripts/kafka-local starts on KMG_KAFKA_PORT, unless
+# KMG_KAFKA_BOOTSTRAP names an existing broker (then none is started).
+KMG_KAFKA_PORT ?= 9092
+ifeq ($(origin KMG_KAFKA_BOOTSTRAP),undefined)
+KMG_KAFKA_BOOTSTRAP := 127.0.0.1:$(KMG_KAFKA_PORT)
+KAFKA_START := env -u KMG_KAFKA_BOOTSTRAP scripts/kafka-local start
+else
+KAFKA_START := scripts/kafka-local start
+endif
+export KMG_KAFKA_PORT KMG_KAFKA_BOOTSTRAP
 
 .PHONY: setup test test-unit lint typecheck run bench bench-replay bench-stream kafka-start kafka-stop clean
 
@@ -25,22 +35,22 @@ test-unit: setup
 	$(BIN)/pytest -m "not kafka" -q
 
 kafka-start:
-	scripts/kafka-local start
+	$(KAFKA_START)
 
 kafka-stop:
-	scripts/kafka-local stop
+	env -u KMG_KAFKA_BOOTSTRAP scripts/kafka-local stop
 
 clean:
 	rm -rf $(VENV) .cache bench-data
 
 test: setup lint
-	scripts/kafka-local start
+	$(KAFKA_START)
 	$(BIN)/pytest -q
 
 bench-replay: setup
 	$(BIN)/python scripts/bench_replay.py
 
-bench: bench-replay
+bench: bench-replay bench-stream
 
 # End to end on a local default; replaced by the live-stream demo once the worker lands.
 run: setup
@@ -48,3 +58,7 @@ run: setup
 	$(BIN)/kmg replay .cache/demo-feed.ndjson --out .cache/demo-alerts.ndjson --dead-letter .cache/demo-dead-letters.ndjson
 	@echo "first alerts (.cache/demo-alerts.ndjson):"
 	@head -n 5 .cache/demo-alerts.ndjson
+
+bench-stream: setup
+	$(KAFKA_START)
+	$(BIN)/python scripts/bench_stream.py
