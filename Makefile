@@ -52,12 +52,10 @@ bench-replay: setup
 
 bench: bench-replay bench-stream
 
-# End to end on a local default; replaced by the live-stream demo once the worker lands.
+# End to end on a local default: local Kafka, topics, a worker, a simulated feed, alerts.
 run: setup
-	$(BIN)/python -m streams.synthetic_feed --patients 200 --days 7 --seed 7 --out .cache/demo-feed.ndjson
-	$(BIN)/kmg replay .cache/demo-feed.ndjson --out .cache/demo-alerts.ndjson --dead-letter .cache/demo-dead-letters.ndjson
-	@echo "first alerts (.cache/demo-alerts.ndjson):"
-	@head -n 5 .cache/demo-alerts.ndjson
+	$(KAFKA_START)
+	scripts/demo
 
 bench-stream: setup
 	$(KAFKA_START)
