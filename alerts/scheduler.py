@@ -41,6 +41,7 @@ class EventTimeScheduler:
         self._heap: list[Timer] = []
         self.last: Micros = NEVER  # time of the last thing processed
         self.late = 0
+        self._timers: list[Timer] = []  # reused: most events schedule nothing
 
     def state_of(self, patient_id: str) -> PatientState:
         """Return the patient's state, created empty on first sight."""
@@ -64,13 +65,18 @@ class EventTimeScheduler:
         if a < self.last:
             self.late += 1
         self.last = at
-        state = self.state_of(ev.patient_id)
+        pid = ev.patient_id
+        state = self.states.get(pid)
+        if state is None:
+            state = PatientState(pid)
         out: list[Alert] = []
-        timers: list[Timer] = []
+        timers = self._timers
         self.engine.apply(state, ev, at, out, timers)
-        for t in timers:
-            heapq.heappush(self._heap, t)
-        self.states[ev.patient_id] = state  # a write, so a changelog-backed store records it
+        if timers:
+            for t in timers:
+                heapq.heappush(self._heap, t)
+            timers.clear()
+        self.states[pid] = state  # a write, so a changelog-backed store records it
         if out:
             self.sink(out)
 

@@ -52,7 +52,7 @@ def _read_run(fh: IO[bytes]) -> Iterator[LabResult | Medication]:
 class ExternalSorter:
     """Collect events, spilling each full chunk as a sorted run; iterate them merged in order."""
 
-    def __init__(self, chunk_size: int = 250_000, spill_dir: Path | None = None) -> None:
+    def __init__(self, chunk_size: int = 400_000, spill_dir: Path | None = None) -> None:
         self.chunk_size = chunk_size
         self.spill_dir = spill_dir
         self._chunk: list[LabResult | Medication] = []

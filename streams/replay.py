@@ -120,7 +120,7 @@ class Replay:
         cfg: RuleConfig,
         alerts_out: NdjsonWriter,
         dead_letters_out: NdjsonWriter,
-        chunk_size: int = 250_000,
+        chunk_size: int = 400_000,
         on_alerts: Callable[[list[Alert]], None] | None = None,
         observer: EpisodeObserver | None = None,
     ) -> None:

@@ -51,7 +51,7 @@ class AuditOptions:
     out_dir: Path
     facility_timezone: str = "UTC"
     produced_at: str | None = None  # shown in the HTML only; never in CSV or JSON
-    chunk_size: int = 250_000  # events per sorted run the replay spills to disk
+    chunk_size: int = 400_000  # events per sorted run the replay spills to disk
 
 
 def _feed_lines(
