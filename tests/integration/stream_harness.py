@@ -25,20 +25,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import parse_timestamp
 from streams.replay import NdjsonWriter, Replay
+from tests.scenario_support import COMPARED
 
 REPO = Path(__file__).resolve().parents[2]
 KMG = Path(sys.executable).parent / "kmg"
 BOOTSTRAP = os.environ.get("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-COMPARED = (
-    "alert_id",
-    "rule",
-    "status",
-    "severity",
-    "patient_id",
-    "at",
-    "trigger_event_id",
-    "resolution",
-)
 
 Row = tuple[Any, ...]
 

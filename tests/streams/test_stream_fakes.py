@@ -22,19 +22,10 @@ from streams.metrics import StreamMetrics
 from streams.processor import InputMessage, StreamProcessor
 from streams.producer import final_message
 from streams.state_store import PatientStore
+from tests.scenario_support import COMPARED
 
 LABS, MEDS, TICKS = "t.labs", "t.meds", "t.ticks"
 INPUTS = (LABS, MEDS)
-COMPARED = (
-    "alert_id",
-    "rule",
-    "status",
-    "severity",
-    "patient_id",
-    "at",
-    "trigger_event_id",
-    "resolution",
-)
 
 
 def partition_of(key: bytes | None, partitions: int) -> int:
