@@ -43,7 +43,7 @@ kafka-stop:
 clean:
 	rm -rf $(VENV) .cache bench-data
 
-test: setup lint
+test: setup lint typecheck
 	$(KAFKA_START)
 	$(BIN)/pytest -q
 

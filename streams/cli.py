@@ -27,7 +27,7 @@ class UsageError(Exception):
 def _open_inputs(stack: ExitStack, names: list[str]) -> list[tuple[str, IO[bytes], int | None]]:
     if not names:
         names = ["-"]
-    opened = []
+    opened: list[tuple[str, IO[bytes], int | None]] = []
     for name in names:
         if name == "-":
             opened.append(("<stdin>", sys.stdin.buffer, None))

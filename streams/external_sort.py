@@ -31,11 +31,11 @@ def _plain(ev: LabResult | Medication) -> tuple[Any, ...]:
 def _event(row: tuple[Any, ...]) -> LabResult | Medication:
     if len(row) == len(LabResult._fields):
         analyte = _ANALYTES[row[3]] if row[3] is not None else None
-        return LabResult(*row[:3], analyte, row[4], row[5], _STATUSES[row[6]], *row[7:])
+        return LabResult(*row[:3], analyte, row[4], row[5], _STATUSES[row[6]], *row[7:])  # type: ignore[call-arg]
     classes = _CLASSES.get(row[4])
     if classes is None:
         classes = _CLASSES[row[4]] = frozenset(MedClass(c) for c in row[4])
-    return Medication(*row[:3], _ACTIONS[row[3]], classes, *row[5:])
+    return Medication(*row[:3], _ACTIONS[row[3]], classes, *row[5:])  # type: ignore[call-arg]
 
 
 def _read_run(fh: IO[bytes]) -> Iterator[LabResult | Medication]:

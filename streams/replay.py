@@ -169,7 +169,7 @@ class Replay:
                     summary.duplicates += 1
                 continue
             kinds["lab_result" if kind is LabResult else "medication"] += 1
-            if seen.first_sighting((ev[1], ev[2]), ev[0]):  # type: ignore[index]
+            if seen.first_sighting((ev[1], ev[2]), ev.available):  # type: ignore[union-attr]
                 sorter.add(ev)  # type: ignore[arg-type]
             else:
                 summary.duplicates += 1
