@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,19 @@ from streams.rule_files import load_rule_config
 class ProcessingGuarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
     EXACTLY_ONCE = "exactly_once"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def number(self) -> int:
+        """Return the logging module's number for this level."""
+        return logging.getLevelNamesMapping()[self.value.upper()]
 
 
 # Settings fields that are rule parameters (RULES.md names): passed to load_rule_config as
@@ -77,7 +91,7 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=60.0, ge=6)
     producer_linger_seconds: float = Field(default=0.005, ge=0)
     state_cache_size: int = Field(default=50_000, ge=0)
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.INFO
 
     k_low: float | None = None
     k_moderate: float | None = None

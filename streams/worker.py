@@ -68,6 +68,24 @@ def discard_after_unclean_stop(data_dir: Path, tabledir: Path) -> bool:
     return True
 
 
+def build_worker(
+    app: faust.App, settings: Settings, loop: asyncio.AbstractEventLoop
+) -> faust.Worker:
+    """Return the Faust worker that runs the app, logging at the configured level."""
+    worker = faust.Worker(
+        app,
+        # A number, never a name: the logging setup reads some names (e.g. "warn") its own way.
+        loglevel=settings.log_level.number,
+        loop=loop,
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    # The terminal spinner would lower the root logger to DEBUG for every level from WARNING
+    # up (so that it spins per record): each per-message debug call then builds its record.
+    worker.spinner = None
+    return worker
+
+
 def run_worker(settings: Settings) -> int:
     """Create missing topics, then run the Faust worker in this process until stopped."""
     check_guarantee(settings)
@@ -80,13 +98,7 @@ def run_worker(settings: Settings) -> int:
     marker = settings.data_dir / RUNNING_MARKER
     marker.write_text(f"{os.getpid()}\n")
     logging.getLogger("faust.transport.producer").addFilter(_QuietBackpressure())
-    worker = faust.Worker(
-        app,
-        loglevel=settings.log_level,
-        loop=loop,
-        redirect_stdouts=False,
-        quiet=True,
-    )
+    worker = build_worker(app, settings, loop)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

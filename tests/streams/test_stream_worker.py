@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import logging
 
-from streams.settings import ProcessingGuarantee, Settings
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from streams.app import build_app
+from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import topic_specs
 from streams.worker import (
     RUNNING_MARKER,
     UnsupportedGuarantee,
+    build_worker,
     check_guarantee,
     discard_after_unclean_stop,
 )
@@ -42,3 +49,28 @@ def test_every_topic_has_the_same_partition_count():
     assert {s.partitions for s in specs} == {5}
     ticks = next(s for s in specs if s.name == "p.ticks")
     assert ticks.config["cleanup.policy"] == "delete"
+
+
+@pytest.mark.parametrize("level", list(LogLevel))
+def test_the_worker_logs_at_its_level_and_no_lower(tmp_path, level):
+    # Below the configured level no record may even be built: per-message debug calls carry
+    # message keys (patient ids) and cost time on every message.
+    settings = Settings(data_dir=tmp_path, store="memory://", log_level=level)
+    loop = asyncio.new_event_loop()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        worker = build_worker(build_app(settings, CollectorRegistry()), settings, loop)
+        worker._setup_logging()  # what the worker does first when it executes
+        topics = logging.getLogger("faust.topics")
+        assert topics.getEffectiveLevel() == level.number
+        assert not topics.isEnabledFor(level.number - 1)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        loop.close()
+
+
+def test_an_unknown_log_level_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(log_level="verbose")
