@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.types import TP
+import faust.streams as faust_streams
+from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.metrics import StreamMetrics
 from streams.processor import TICK, InputMessage, StreamProcessor
 from streams.settings import Settings
 from streams.state_store import PatientStore
+from streams.transport import SentinelApp
 
 log = logging.getLogger("kmg.app")
 
@@ -33,11 +37,11 @@ class TopicOutbox:
         self.alerts = alerts
         self.dead_letters = dead_letters
 
-    async def publish_alerts(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
         """Send the alerts and wait until the broker has acknowledged every one."""
         pending = [
             await self.alerts.send(key=key, value=value, partition=partition, force=True)
-            for key, value in records
+            for partition, key, value in records
         ]
         await asyncio.gather(*pending)
 
@@ -81,6 +85,37 @@ class ConsumerBacklog:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.inputs}
 
 
+def _fields(m: Any) -> tuple[str, int, int, bytes | None, bytes | None]:
+    return m.topic, m.partition, m.offset, m.key, m.value
+
+
+class AckHold:
+    """Keep a batch's messages from being acknowledged until `release` (one reference each)."""
+
+    def __init__(self, batch: Sequence[EventT]) -> None:
+        self.messages = [e.message for e in batch]
+        for m in self.messages:
+            m.incref()
+
+    def release(self) -> None:
+        """Drop the hold: the stream's own acknowledgement then completes each message."""
+        for m in self.messages:
+            m.decref()
+
+
+class EventScope:
+    """Make Faust's current event one of the batch's events on the partition being written."""
+
+    def __init__(self, batch: Sequence[EventT]) -> None:
+        self.last = {e.message.partition: e for e in batch}
+
+    def __call__(self, partition: int) -> None:
+        # Faust tables and stores take a write's partition from the current event, which the
+        # stream sets per event only. Setting the context variable `current_event()` reads
+        # touches this task alone, not the stream's own iteration (another task).
+        faust_streams._current_event.set(weakref.ref(self.last[partition]))
+
+
 def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
@@ -88,7 +123,7 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     """Return the worker's Faust app, with its agent, tick timer and /metrics page."""
     cfg = settings.rule_config()
-    app = faust.App(
+    app = SentinelApp(
         settings.app_id,
         broker=_broker_urls(settings.kafka_bootstrap),
         store=settings.store,
@@ -102,6 +137,8 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=settings.producer_linger_seconds,
+        # Changelog records (one per changed patient) come in bursts: fewer, larger requests.
+        producer_max_batch_size=settings.producer_batch_bytes,
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -142,9 +179,16 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
 
     @app.agent(source, name="kmg-sentinel-stream", concurrency=1)
     async def stream(events: faust.StreamT[bytes]) -> None:
-        async for event in events.events():
-            m = event.message
-            await processor.handle(InputMessage(m.topic, m.partition, m.offset, m.key, m.value))
+        # take_events acknowledges a batch after this body, in a `finally`: even when the body
+        # was cancelled (shutdown) or failed. The hold keeps such a batch unacknowledged.
+        take = events.take_events  # type: ignore[attr-defined]  # Stream has it, StreamT not
+        batches = take(settings.batch_max_messages, settings.batch_seconds)
+        async for batch in batches:
+            hold = AckHold(batch)
+            await processor.handle_batch(
+                [InputMessage(*_fields(e.message)) for e in batch], EventScope(batch)
+            )
+            hold.release()
 
     @app.timer(settings.tick_interval_seconds)
     async def send_ticks() -> None:

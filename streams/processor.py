@@ -24,7 +24,7 @@ from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
 from alerts.engine import Engine
 from alerts.events import LabResult, Medication, Micros
 from alerts.rule_config import RuleConfig, Windows
-from alerts.scheduler import FOREVER
+from alerts.scheduler import FOREVER, AlertSink
 from alerts.state import PatientState, Timer
 from streams.metrics import StreamMetrics
 from streams.state_store import PatientStore
@@ -57,8 +57,8 @@ class InputMessage(NamedTuple):
 class Outbox(Protocol):
     """Where the agent's outputs go (Kafka topics in the worker, lists in tests)."""
 
-    async def publish_alerts(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        """Send alert records and return once every one is acknowledged."""
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
+        """Send (partition, key, value) alert records; return once every one is acknowledged."""
         ...
 
     async def dead_letter(
@@ -84,7 +84,16 @@ class Backlog(Protocol):
         ...
 
 
+class PartitionScope(Protocol):
+    """Make the table's reads and writes that follow use a partition (Faust reads it per call)."""
+
+    def __call__(self, partition: int) -> None:
+        """Direct the next table reads and writes to this partition's store and changelog."""
+        ...
+
+
 class _Letter(NamedTuple):
+    partition: int
     key: bytes | None
     value: bytes
     reason: str
@@ -139,7 +148,7 @@ class StreamProcessor:
         self._stale = True
         self._next_offset: dict[tuple[str, int], int] = {}
         self._clock_written: dict[int, float] = {}
-        self._out: list[Alert] = []
+        self._out: list[tuple[int, Alert]] = []
         self._letters: list[_Letter] = []
         self._aside: list[_Letter] = []  # buffered events set aside while handling this message
 
@@ -149,6 +158,44 @@ class StreamProcessor:
         self._next_offset.clear()
 
     # -- one message ----------------------------------------------------------------------
+
+    async def handle_batch(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
+        """Process consumed messages in order; write each changed state once at the end.
+
+        The outputs of the whole batch are published and acknowledged before any state is
+        written. If anything fails, the batch is undone and taken again one message at a
+        time, which names and sets aside the failing message or buffered event.
+        """
+        if not msgs:
+            return
+        started = time.perf_counter()
+        wall = self.wall()
+        counted: list[tuple[str, str]] = []
+        self._out, self._letters, self._aside = [], [], []
+        positions = dict(self._next_offset)  # the retry must see the backlog as it was
+        scoped = -1
+        try:
+            for msg in msgs:
+                if msg.partition != scoped:  # table reads, too, look in the event's partition
+                    scope(msg.partition)
+                    scoped = msg.partition
+                self._next_offset[msg.topic, msg.partition] = msg.offset + 1
+                counted.append(self._process(msg, wall))
+        except Exception:  # noqa: BLE001 - retried below, message by message
+            log.debug("batch failed; taking it one message at a time", exc_info=True)
+            self.store.discard()
+            self._stale = True
+            self._out, self._letters = [], []
+            self._next_offset = positions
+            for msg in msgs:
+                scope(msg.partition)
+                await self.handle(msg)
+            return
+        for kind, outcome in counted:
+            self._count(kind, outcome)
+        await self._emit()
+        self.store.flush(scope)
+        self._after(msgs, wall, time.perf_counter() - started)
 
     async def handle(self, msg: InputMessage) -> None:
         """Process one message; never raises on bad input or an engine failure."""
@@ -168,11 +215,17 @@ class StreamProcessor:
                     break
         if counted is not None:
             self._count(*counted)
-        await self._emit(msg.partition)
+        await self._emit()
         self.store.flush()
-        if msg.topic == self.ticks:
-            self._gauges(msg.partition, wall)  # every few seconds per partition is enough
-        self.metrics.processing_seconds.observe(time.perf_counter() - started)
+        self._after([msg], wall, time.perf_counter() - started)
+
+    def _after(self, msgs: list[InputMessage], wall: float, seconds: float) -> None:
+        per_message = seconds / len(msgs)
+        observe = self.metrics.processing_seconds.observe
+        for msg in msgs:
+            observe(per_message)
+            if msg.topic == self.ticks:
+                self._gauges(msg.partition, wall)  # every few seconds per partition is enough
 
     def _gauges(self, partition: int, wall: float) -> None:
         clock = self.clocks.get(partition)
@@ -212,9 +265,8 @@ class StreamProcessor:
         if kind is DeadLetter:
             clock.touch(wall)
             dead: DeadLetter = ev  # type: ignore[assignment]
-            self._letters.append(
-                _Letter(msg.key, dead.raw, dead.reason, _headers(msg, dead.reason, dead.detail))
-            )
+            headers = _headers(msg, dead.reason, dead.detail)
+            self._letters.append(_Letter(msg.partition, msg.key, dead.raw, dead.reason, headers))
             return ("unknown", "dead_letter")
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
@@ -270,7 +322,7 @@ class StreamProcessor:
         states, clocks = self.store.scan(partitions)
         for p in partitions:
             clock = PartitionClock(
-                p, self.engine, self.store, self._out_sink, self.lateness, self.inputs
+                p, self.engine, self.store, self._sink_for(p), self.lateness, self.inputs
             )
             clock.restore(clocks.get(p), states[p])
             self.clocks[p] = clock
@@ -281,21 +333,26 @@ class StreamProcessor:
             sum(self.clocks[p].pending_timers() for p in partitions),
         )
 
-    def _out_sink(self, alerts: list[Alert]) -> None:
-        self._out.extend(alerts)
+    def _sink_for(self, partition: int) -> AlertSink:
+        def sink(alerts: list[Alert]) -> None:
+            self._out.extend((partition, a) for a in alerts)
+
+        return sink
 
     # -- outputs --------------------------------------------------------------------------
 
-    async def _emit(self, partition: int) -> None:
+    async def _emit(self) -> None:
         alerts, letters = self._out, self._aside + self._letters
         self._out, self._letters, self._aside = [], [], []
         if alerts:
-            records = [(a.patient_id.encode(), orjson.dumps(a.to_wire())) for a in alerts]
-            await self.outbox.publish_alerts(partition, records)
-            for a in alerts:
+            records = [(p, a.patient_id.encode(), orjson.dumps(a.to_wire())) for p, a in alerts]
+            await self.outbox.publish_alerts(records)
+            for _, a in alerts:
                 self.metrics.alert(a.rule, a.status, a.severity)
         for letter in letters:
-            await self.outbox.dead_letter(partition, letter.key, letter.value, letter.headers)
+            await self.outbox.dead_letter(
+                letter.partition, letter.key, letter.value, letter.headers
+            )
             self.metrics.dead_letter(letter.reason)
 
     def _count(self, kind: str, outcome: str) -> None:
@@ -328,7 +385,7 @@ class StreamProcessor:
             value = msg.value if msg.value is not None else b""
             detail = f"{type(exc).__name__} while processing"
             headers = _headers(msg, PROCESSING_ERROR, detail)
-            self._letters = [_Letter(msg.key, value, PROCESSING_ERROR, headers)]
+            self._letters = [_Letter(msg.partition, msg.key, value, PROCESSING_ERROR, headers)]
         return False
 
     def _drop_culprit(self, msg: InputMessage, what: str, item: Any) -> bool:
@@ -352,6 +409,7 @@ class StreamProcessor:
                 headers.append(("buffered", b"true"))
                 self._aside.append(
                     _Letter(
+                        msg.partition,
                         item.patient_id.encode(),
                         orjson.dumps(entry),
                         PROCESSING_ERROR,

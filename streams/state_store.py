@@ -1,9 +1,9 @@
 """Patient states and partition clocks over the changelog-backed table, with a write-behind cache.
 
-Writes are collected while one message is processed and written to the table together at the
-end (`flush`), after the alerts they depend on were acknowledged: a state in the changelog
-never runs ahead of the alerts it already emitted. `discard` forgets everything not flushed,
-which is how one failed message leaves no trace.
+Writes are collected while a batch of messages is processed and written to the table together
+at the end (`flush`, once per changed patient), after the alerts they depend on were
+acknowledged: a state in the changelog never runs ahead of the alerts it already emitted.
+`discard` forgets everything not flushed, which is how a failed batch leaves no trace.
 """
 
 from __future__ import annotations
@@ -83,20 +83,34 @@ class PatientStore:
         stored = decode_value(raw)
         return stored.clock if type(stored) is StoredClock else None
 
-    def flush(self) -> int:
-        """Write every recorded state, then the clocks; return the number of writes."""
-        table, cache = self.table, self._cache
+    def flush(self, scope: Callable[[int], None] | None = None) -> int:
+        """Write every recorded state, then the clocks, partition by partition; count writes.
+
+        `scope(partition)`, when given, is called before each partition's writes: a Faust table
+        takes the changelog partition of a write from the event being processed, which in a
+        batch has to be set to one of that partition's events.
+        """
+        table, cache, cache_size = self.table, self._cache, self.cache_size
+        by_partition: dict[int, list[tuple[str, PatientState]]] = {}
         for pid, (partition, state) in self._dirty.items():
-            table[pid] = encode_patient(partition, state)
-            if self.cache_size:
-                cache[pid] = state
-                cache.move_to_end(pid)
-        for partition, clock in self._dirty_clocks.items():
-            table[clock_key(partition)] = encode_clock(partition, clock)
+            by_partition.setdefault(partition, []).append((pid, state))
+        for partition in self._dirty_clocks:
+            by_partition.setdefault(partition, [])
+        for partition, writes in by_partition.items():
+            if scope is not None:
+                scope(partition)
+            for pid, state in writes:
+                table[pid] = encode_patient(partition, state)
+                if cache_size:
+                    cache[pid] = state
+                    cache.move_to_end(pid)
+            clock = self._dirty_clocks.get(partition)
+            if clock is not None:
+                table[clock_key(partition)] = encode_clock(partition, clock)
         written = len(self._dirty) + len(self._dirty_clocks)
         self._dirty.clear()
         self._dirty_clocks.clear()
-        while len(cache) > self.cache_size:
+        while len(cache) > cache_size:
             cache.popitem(last=False)
         return written
 

@@ -21,6 +21,7 @@ from alerts.timestamps import parse_timestamp
 from streams.metrics import StreamMetrics
 from streams.processor import InputMessage, StreamProcessor
 from streams.producer import final_message
+from streams.state_codec import clock_key, decode_value
 from streams.state_store import PatientStore
 from tests.scenario_support import COMPARED
 
@@ -80,8 +81,8 @@ class Outbox:
         self.keys: list[bytes] = []
         self.dead: list[tuple[int, bytes | None, bytes, dict[str, bytes]]] = []
 
-    async def publish_alerts(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        for key, value in records:
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
+        for _, key, value in records:
             self.keys.append(key)
             self.alerts.append(orjson.loads(value))
 
@@ -111,13 +112,34 @@ class Backlog:
 
 
 class LoggedTable(dict[str, bytes]):
-    """A dict that also keeps every write in order, like a changelog partition."""
+    """A dict that also keeps every write in order, like a changelog partition.
 
-    def __init__(self) -> None:
+    Like a Faust table it reads and writes in the partition of the "current event", which a
+    batch sets with `scope`; reading or writing a key of another partition fails.
+    """
+
+    def __init__(self, partitions: int | None = None) -> None:
         super().__init__()
         self.log: list[tuple[str, bytes]] = []
+        self.partitions = partitions
+        self.current: int | None = None
+
+    def scope(self, partition: int) -> None:
+        self.current = partition
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # A Faust table reads a key from the current event's partition only.
+        if self.partitions is not None and self.current is not None and key in self:
+            owner = decode_value(self[key]).partition
+            assert owner == self.current, f"{key} of partition {owner} read in {self.current}"
+        return super().get(key, default)
 
     def __setitem__(self, key: str, value: bytes) -> None:
+        if self.partitions is not None and self.current is not None:
+            owner = decode_value(value).partition
+            if key != clock_key(owner):
+                assert owner == partition_of(key.encode(), self.partitions), key
+            assert owner == self.current, f"{key} of partition {owner} written in {self.current}"
         super().__setitem__(key, value)
         self.log.append((key, value))
 
@@ -134,8 +156,11 @@ class Rig:
     wall: float = 1_900_000_000.0
     idle_advance: bool = True
     positions: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    batch_max: int = 1  # above 1: batches of 1..batch_max messages interleaving partitions
 
     def __post_init__(self) -> None:
+        if self.table.partitions is None:
+            self.table.partitions = self.broker.partitions
         self.backlog = Backlog(self.broker)
         self.metrics = StreamMetrics(self.registry)
         self.processor = self.new_processor()
@@ -143,7 +168,7 @@ class Rig:
     def new_processor(self) -> StreamProcessor:
         return StreamProcessor(
             self.cfg,
-            PatientStore(self.table, cache_size=64),
+            PatientStore(self.table, cache_size=0 if self.batch_max > 1 else 64),
             self.outbox,
             self.backlog,
             self.metrics,
@@ -163,16 +188,45 @@ class Rig:
             live = [tp for tp in self.broker.logs if self.positions[tp] < self.broker.end(*tp)]
             if not live:
                 break
+            if self.batch_max > 1:
+                handled += await self._batch(rng, live, limit, handled)
+                continue
             tp = rng.choice(sorted(live))
             for _ in range(rng.randint(1, 40)):
                 offset = self.positions[tp]
                 if offset >= self.broker.end(*tp) or (limit is not None and handled >= limit):
                     break
                 key, value = self.broker.logs[tp][offset]
+                self.table.scope(tp[1])  # a Faust table's current event is the message's
                 await self.processor.handle(InputMessage(tp[0], tp[1], offset, key, value))
                 self.positions[tp] = offset + 1
                 handled += 1
         return handled
+
+    async def _batch(
+        self, rng: random.Random, live: list[tuple[str, int]], limit: int | None, handled: int
+    ) -> int:
+        """Hand one batch over: the next messages of random partitions, each in its order."""
+        size = rng.randint(1, self.batch_max)
+        if limit is not None:
+            size = min(size, limit - handled)
+        batch: list[InputMessage] = []
+        taken: dict[tuple[str, int], int] = defaultdict(int)
+        for _ in range(size):
+            open_tps = [tp for tp in live if self.positions[tp] + taken[tp] < self.broker.end(*tp)]
+            if not open_tps:
+                break
+            tp = rng.choice(sorted(open_tps))
+            offset = self.positions[tp] + taken[tp]
+            key, value = self.broker.logs[tp][offset]
+            batch.append(InputMessage(tp[0], tp[1], offset, key, value))
+            taken[tp] += 1
+        self.table.current = -1  # no partition: the batch must say where it writes
+        await self.processor.handle_batch(batch, self.table.scope)
+        for tp, n in taken.items():
+            self.positions[tp] += n
+        self.last_batch = [(m.topic, m.partition) for m in batch]
+        return len(batch)
 
     def tick(self, seconds: float = 0.0) -> None:
         """Let wall time pass and deliver one tick to every partition."""
@@ -183,6 +237,7 @@ class Rig:
                 self.broker.append(TICKS, p, None, b'{"control":"tick"}')
                 offset = self.broker.end(TICKS, p) - 1
                 message = InputMessage(TICKS, p, offset, None, b'{"control":"tick"}')
+                self.table.scope(p)
                 await self.processor.handle(message)
                 self.positions[TICKS, p] = offset + 1
 

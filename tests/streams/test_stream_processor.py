@@ -47,11 +47,15 @@ def _rig(cfg, lines: list[bytes], partitions: int, final: bool = True, **kw: Any
     return Rig(cfg, broker, **kw)
 
 
+BATCHES = [1, 8, 500]  # messages handed over at once (at most): 1 is the per-message path
+
+
+@pytest.mark.parametrize("batch_max", BATCHES)
 @pytest.mark.parametrize("partitions", [1, 3, 8])
 @pytest.mark.parametrize("seed", range(4))
-def test_all_scenarios_through_the_stream_give_replays_alerts(cfg, partitions, seed):
+def test_all_scenarios_through_the_stream_give_replays_alerts(cfg, partitions, seed, batch_max):
     lines = merge_by_availability([s.input for s in SCENARIO_LIST])
-    rig = _rig(cfg, lines, partitions)
+    rig = _rig(cfg, lines, partitions, batch_max=batch_max)
     rig.consume(random.Random(seed))
     assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
     assert rig.metric("kmg_late_events_total") == 0
@@ -63,13 +67,14 @@ def test_all_scenarios_through_the_stream_give_replays_alerts(cfg, partitions, s
     data=st.data(),
     partitions=st.integers(1, 4),
     seed=st.integers(0, 2**16),
+    batch_max=st.sampled_from(BATCHES),
 )
 def test_any_arrival_order_without_late_events_gives_replays_alerts(
-    cfg, feed, data, partitions, seed
+    cfg, feed, data, partitions, seed, batch_max
 ):
     arrivals = data.draw(non_late_arrivals(feed, Windows(cfg).allowed_lateness))
     lines = [orjson.dumps(e.event) for e in arrivals]
-    rig = _rig(cfg, lines, partitions)
+    rig = _rig(cfg, lines, partitions, batch_max=batch_max)
     rig.consume(random.Random(seed))
     assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
 
@@ -83,38 +88,44 @@ def test_any_arrival_order_without_late_events_gives_replays_alerts(
     crash=st.floats(0, 1),
     commit=st.floats(0, 1),
     survive=st.floats(0, 1),
+    batch_max=st.sampled_from(BATCHES),
 )
 def test_a_crash_anywhere_loses_no_alert_and_repeats_only_whole_alerts(
-    cfg, feed, data, partitions, seed, crash, commit, survive
+    cfg, feed, data, partitions, seed, crash, commit, survive, batch_max
 ):
-    """Kill the worker after any message; restart from the last commit and a changelog prefix.
+    """Kill the worker after any batch; restart from the last commit and a changelog prefix.
 
-    A commit covers every write made before it (the producer is flushed first); after it, any
-    prefix of the later changelog writes may have survived.
+    A commit covers every write made before it (the producer is flushed first) and only whole
+    batches (they are acknowledged once handled); after it, any prefix of the later
+    changelog writes may have survived.
     """
     arrivals = data.draw(non_late_arrivals(feed, Windows(cfg).allowed_lateness))
     lines = [orjson.dumps(e.event) for e in arrivals]
     rng = random.Random(seed)
-    first = _rig(cfg, lines, partitions)
+    first = _rig(cfg, lines, partitions, batch_max=batch_max)
     total = sum(len(log) for log in first.broker.logs.values())
-    trace: list[tuple[tuple[str, int], int]] = []  # (topic partition, writes so far)
+    trace: list[tuple[list[tuple[str, int]], int]] = []  # (batch's partitions, writes so far)
     crashed_at = int(crash * total)
-    while len(trace) < crashed_at:
+    while sum(len(tps) for tps, _ in trace) < crashed_at:
         before = dict(first.positions)
-        first.consume(rng, limit=1)
-        moved = next(tp for tp, n in first.positions.items() if before.get(tp, 0) != n)
+        first.consume(rng, limit=1 if batch_max == 1 else batch_max)
+        if batch_max == 1:
+            moved = [next(tp for tp, n in first.positions.items() if before.get(tp, 0) != n)]
+        else:
+            moved = first.last_batch
         trace.append((moved, len(first.table.log)))
     committed_at = int(commit * len(trace))
     committed: dict[tuple[str, int], int] = defaultdict(int)
-    for tp, _ in trace[:committed_at]:
-        committed[tp] += 1
+    for tps, _ in trace[:committed_at]:
+        for tp in tps:
+            committed[tp] += 1
     flushed = trace[committed_at - 1][1] if committed_at else 0
     kept = flushed + int(survive * (len(first.table.log) - flushed))
     table = LoggedTable()
     for key, value in first.table.log[:kept]:
         table[key] = value
 
-    second = Rig(cfg, first.broker, table=table, outbox=first.outbox)
+    second = Rig(cfg, first.broker, table=table, outbox=first.outbox, batch_max=batch_max)
     second.positions.update(committed)
     second.backlog.committed = dict(committed)
     second.consume(rng)
@@ -129,9 +140,10 @@ def test_a_crash_anywhere_loses_no_alert_and_repeats_only_whole_alerts(
     assert all(len(v) == 1 for v in by_pair.values())
 
 
-def test_dead_letters_keep_the_original_bytes_key_and_source(cfg):
+@pytest.mark.parametrize("batch_max", BATCHES)
+def test_dead_letters_keep_the_original_bytes_key_and_source(cfg, batch_max):
     lines = _lines(SCENARIO_17)
-    rig = _rig(cfg, lines, partitions=2)
+    rig = _rig(cfg, lines, partitions=2, batch_max=batch_max)
     rig.consume(random.Random(1))
     dead_lines = next(s for s in SCENARIO_LIST if s.name.startswith("17_")).dead_lines or []
     assert sorted(value for _, _, value, _ in rig.outbox.dead) == sorted(
@@ -177,20 +189,41 @@ def _failing(monkeypatch, method: str, event_id: str, times: int = 1) -> list[st
     return calls
 
 
-def test_a_failing_buffered_event_is_set_aside_and_the_stream_goes_on(cfg, monkeypatch, caplog):
+@pytest.mark.parametrize("batch_max", BATCHES)
+def test_a_failing_buffered_event_is_set_aside_and_the_stream_goes_on(
+    cfg, monkeypatch, caplog, batch_max
+):
     lines = _lines(SCENARIO_01)
-    calls = _failing(monkeypatch, "_medication", "s01-e03")
-    rig = _rig(cfg, lines, partitions=1)
+    expected = rows(replay_alerts(cfg, lines))
+    calls = _failing(monkeypatch, "_medication", "s01-e03", times=99)
+    rig = _rig(cfg, lines, partitions=1, final=False, batch_max=batch_max)
     rig.consume(random.Random(0))
-    assert calls == ["s01-e03"]
+    rig.broker.produce_final()  # releases e03 from the buffer
+    rig.consume(random.Random(0))
+    # Once per message; in a batch, once more before the batch is taken message by message.
+    assert calls == ["s01-e03"] * len(calls) and 1 <= len(calls) <= (1 if batch_max == 1 else 2)
     [(_, key, value, headers)] = rig.outbox.dead
     assert headers["reason"] == b"processing_error" and headers["buffered"] == b"true"
     assert key == b"P01" and b"s01-e03" in value
     # e03 (an administration under the same order) adds nothing: the alerts are replay's.
-    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+    assert rows(rig.outbox.alerts) == expected
     assert rig.metric("kmg_processing_errors_total") == 1
     assert rig.metric("kmg_dead_letters_total", reason_class="processing_error") == 1
     assert "P01" not in "".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+
+
+def test_a_batch_that_fails_once_is_taken_again_and_loses_nothing(cfg, monkeypatch):
+    lines = _lines(SCENARIO_01)
+    expected = rows(replay_alerts(cfg, lines))
+    calls = _failing(monkeypatch, "_medication", "s01-e03", times=1)
+    rig = _rig(cfg, lines, partitions=1, batch_max=500)
+    rig.consume(random.Random(0))
+    assert calls == ["s01-e03"]
+    assert rig.outbox.dead == []
+    assert rows(rig.outbox.alerts) == expected
+    assert rig.metric("kmg_events_total", kind="medication", outcome="accepted") == sum(
+        b'"medication"' in line for line in lines
+    )
 
 
 def test_a_failing_event_of_the_message_itself_dead_letters_that_message(monkeypatch):
@@ -210,7 +243,8 @@ def test_a_failing_event_of_the_message_itself_dead_letters_that_message(monkeyp
     assert rig.metric("kmg_events_total", kind="unknown", outcome="processing_error") == 1
 
 
-def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch):
+@pytest.mark.parametrize("batch_max", BATCHES)
+def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch, batch_max):
     lines = _lines(SCENARIO_01)
     calls: list[Any] = []
     original = Engine._evaluate_episode
@@ -220,10 +254,13 @@ def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Engine, "_evaluate_episode", failing)
-    rig = _rig(cfg, lines, partitions=1)
+    rig = _rig(cfg, lines, partitions=1, final=False, batch_max=batch_max)
+    rig.consume(random.Random(0))
+    rig.broker.produce_final()  # the episode's timer is due only once the feed is drained
     rig.consume(random.Random(0))
     monkeypatch.setattr(Engine, "_evaluate_episode", original)
-    assert len(calls) == 1
+    # One timer, failing once; in a batch once more before the batch is taken message by message.
+    assert len(set(calls)) == 1 and len(calls) == (1 if batch_max == 1 else 2)
     assert rig.outbox.alerts == []  # the one evaluation was lost, nothing else failed
     assert rig.outbox.dead == []
     assert rig.metric("kmg_processing_errors_total") == 1

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from streams.app import build_app
+from streams.app import AckHold, build_app
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import topic_specs
 from streams.worker import (
@@ -74,3 +77,26 @@ def test_the_worker_logs_at_its_level_and_no_lower(tmp_path, level):
 def test_an_unknown_log_level_is_refused():
     with pytest.raises(ValidationError):
         Settings(log_level="verbose")
+
+
+def _events(n: int) -> list[Any]:
+    messages = [
+        Message("t.labs", 0, offset, 0.0, 0, None, b"P1", b"{}", None) for offset in range(n)
+    ]
+    for m in messages:
+        m.incref()  # the stream's reference, as the conductor takes it on delivery
+    return [SimpleNamespace(message=m) for m in messages]
+
+
+def test_a_held_batch_is_not_acknowledged_by_the_streams_own_ack():
+    batch = _events(3)
+    AckHold(batch)  # handling never finished (cancelled or failed): no release
+    assert not any(e.message.ack(None) for e in batch)  # what take_events does in `finally`
+    assert not any(e.message.acked for e in batch)
+
+
+def test_a_released_batch_is_acknowledged_by_the_streams_own_ack():
+    batch = _events(3)
+    AckHold(batch).release()
+    assert all(e.message.ack(None) for e in batch)
+    assert all(e.message.acked for e in batch)
