@@ -193,7 +193,7 @@ async def preloaded(args: argparse.Namespace, tag: str, workdir: Path, report: R
     phases = set(args.phases.split(","))
     feed = cached_feed(args.data_dir, args.patients, args.days, args.events, args.seed)
     report.feed = feed
-    dep = Deployment(f"{tag}-a", workdir, args.bootstrap, args.partitions)
+    dep = Deployment(workdir, f"{tag}-a", args.bootstrap, args.partitions)
     report.deployments.append(dep)
     async with BrokerProbe(args.bootstrap) as probe:
         progress(f"producing {feed.name} into {dep.prefix}labs/meds")
@@ -218,7 +218,7 @@ async def preloaded(args: argparse.Namespace, tag: str, workdir: Path, report: R
 async def latency(args: argparse.Namespace, tag: str, workdir: Path, report: Report) -> None:
     """(c) on fresh topics, hold and allowed lateness 0."""
     zero = dict(KMG_HOLD_MINUTES="0", KMG_ALLOWED_LATENESS_MINUTES="0")
-    dep = Deployment(f"{tag}-c", workdir, args.bootstrap, args.partitions, extra_env=zero)
+    dep = Deployment(workdir, f"{tag}-c", args.bootstrap, args.partitions, extra_env=zero)
     report.deployments.append(dep)
     progress(f"(c) latency at {args.rate:,.0f} events/s for {args.latency_seconds:.0f} s")
     dep.create_topics()
@@ -239,7 +239,7 @@ async def latency(args: argparse.Namespace, tag: str, workdir: Path, report: Rep
 
 async def memory(args: argparse.Namespace, tag: str, workdir: Path, report: Report) -> None:
     """Load `--state-patients` patients into one worker, then recover them in a fresh one."""
-    dep = Deployment(f"{tag}-m", workdir, args.bootstrap, args.partitions)
+    dep = Deployment(workdir, f"{tag}-m", args.bootstrap, args.partitions)
     report.deployments.append(dep)
     feed = cached_state_feed(args.data_dir, args.state_patients, args.state_events)
     async with BrokerProbe(args.bootstrap) as probe:

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import parse_timestamp
 from streams.replay import NdjsonWriter, Replay
+from streams.worker_processes import LocalDeployment
 from tests.scenario_support import COMPARED
-
-REPO = Path(__file__).resolve().parents[2]
-KMG = Path(sys.executable).parent / "kmg"
-BOOTSTRAP = os.environ.get("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
 Row = tuple[Any, ...]
 
@@ -71,132 +59,8 @@ def merge_by_availability(files: list[Path]) -> list[bytes]:
     return [row[3] for row in sorted(rows)]
 
 
-def free_port() -> int:
-    """Return a TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Worker:
-    """One `kmg worker` subprocess."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    web_port: int
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final commit."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM and wait for the clean shutdown; return the exit status."""
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return int(self.process.returncode)
-
-    def metric_total(self, name: str) -> float:
-        """Return the sum of a metric's samples from the worker's /metrics (0 if unreachable)."""
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            return 0.0
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def wait_for_metric(self, name: str, at_least: float, timeout: float) -> float:
-        """Poll /metrics until the metric reaches `at_least`; return its last value."""
-        deadline = time.monotonic() + timeout
-        value = 0.0
-        while time.monotonic() < deadline and self.alive():
-            value = self.metric_total(name)
-            if value >= at_least:
-                break
-            time.sleep(1)
-        return value
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-@dataclass
-class Deployment:
-    """Topics, consumer group and table of one test, all named uniquely."""
-
-    workdir: Path
-    bootstrap: str = BOOTSTRAP
-    partitions: int = 8
-    extra_env: dict[str, str] = field(default_factory=dict)
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    workers: list[Worker] = field(default_factory=list)
-
-    @property
-    def prefix(self) -> str:
-        return f"kmg-it-{self.tag}."
-
-    @property
-    def app_id(self) -> str:
-        return f"kmg-it-{self.tag}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            KMG_KAFKA_BOOTSTRAP=self.bootstrap,
-            KMG_APP_ID=self.app_id,
-            KMG_TOPIC_PREFIX=self.prefix,
-            KMG_PARTITIONS=str(self.partitions),
-            KMG_LOG_LEVEL="info",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self.extra_env)
-        env.update(extra)
-        return env
-
-    def produce(self, path: Path, final: bool = True) -> str:
-        """Run `kmg produce` and return its summary line."""
-        args = [str(KMG), "produce", str(path)] + (["--final"] if final else [])
-        done = subprocess.run(
-            args, env=self.env(), cwd=REPO, capture_output=True, timeout=300, check=True
-        )
-        return done.stderr.decode().strip().splitlines()[-1]
-
-    def start_worker(self, name: str, data_dir: Path | None = None) -> Worker:
-        """Start `kmg worker` with its own data dir and web port."""
-        data_dir = data_dir or self.workdir / f"data-{name}"
-        port = free_port()
-        log_path = self.workdir / f"{name}.log"
-        log = log_path.open("ab")
-        process = subprocess.Popen(
-            [str(KMG), "worker"],
-            env=self.env(KMG_DATA_DIR=str(data_dir), KMG_WEB_PORT=str(port)),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        worker = Worker(process, log_path, port)
-        self.workers.append(worker)
-        return worker
-
-    def stop_all(self) -> None:
-        for w in self.workers:
-            if w.alive():
-                w.stop()
+class Deployment(LocalDeployment):
+    """A local deployment that also reads its alerts topic and deletes its topics."""
 
     async def read_alerts(
         self,
@@ -236,7 +100,7 @@ class Deployment:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=15_000)
         await admin.start()
         try:
-            names = [t for t in await admin.list_topics() if t.startswith(f"kmg-it-{self.tag}")]
+            names = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
             if names:
                 await admin.delete_topics(names)
         finally:

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
+from streams.worker_processes import REPO, free_port
 from tests.integration.stream_harness import (
-    REPO,
     Deployment,
     comparable,
     count_rows,
-    free_port,
     repeated_pairs,
     synthetic_feed,
 )
@@ -87,7 +86,7 @@ def test_kill_9_in_the_middle_of_the_feed_loses_nothing(feed, tmp_path: Path) ->
         print(f"kill -9: {len(alerts)} alert events for {len(expected)}, {repeats} repeated")
         assert second.stop() == 0
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
 
 
@@ -144,5 +143,5 @@ def test_broker_stop_and_start_in_the_middle_of_the_feed_loses_nothing(
         assert survived, worker.log_tail()
         assert worker.stop() == 0
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         _kafka_local("stop", port, data)

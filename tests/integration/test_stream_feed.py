@@ -55,7 +55,7 @@ def test_one_worker_gives_replays_alerts(feed, tmp_path: Path) -> None:
         assert count_rows(alerts) == count_rows(expected)
         assert repeated_pairs(alerts) == 0
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
 
 
@@ -69,5 +69,5 @@ def test_two_workers_in_one_group_give_replays_alerts_once(feed, tmp_path: Path)
         assert count_rows(alerts) == count_rows(expected)
         assert repeated_pairs(alerts) == 0
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         asyncio.run(deployment.delete_topics())

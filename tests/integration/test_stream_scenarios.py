@@ -54,7 +54,7 @@ def test_every_scenario_gives_replays_alerts_on_the_alerts_topic(cfg, tmp_path: 
         assert worker.stop() == 0, worker.log_tail()
         assert "Traceback" not in worker.log_path.read_text()
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
 
 
@@ -86,5 +86,5 @@ def test_a_clean_stop_and_restart_in_the_middle_changes_nothing(cfg, tmp_path: P
         assert count_rows(alerts) == count_rows(expected), again.log_tail()
         assert repeated_pairs(alerts) == 0
     finally:
-        deployment.stop_all()
+        deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
