@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 from pydantic import ValidationError
@@ -17,10 +17,12 @@ from alerts.events import (
     LabResult,
     LabStatus,
     MedAction,
+    MedClass,
     Medication,
     Micros,
 )
 from alerts.rule_config import RuleConfig
+from alerts.timestamps import TimestampError, parse_timestamp
 from alerts.units import FACTORS
 from alerts.wire import LabResultIn, MedicationIn
 
@@ -33,6 +35,15 @@ _CANCELLED_ACTION = MedAction.CANCELLED
 _LAB_KIND = "lab_result"
 _MED_KIND = "medication"
 _KINDS = (_LAB_KIND, _MED_KIND)
+_STATUSES = {s.value: s for s in LabStatus}
+_ACTIONS = {a.value: a for a in MedAction}
+# JSON types each field's model accepts (orjson yields exact built-in types: bool is not int).
+_NoneType = type(None)
+_TEXT_OR_NULL = frozenset({str, _NoneType})
+_NUMBER_OR_NULL = frozenset({int, float, _NoneType})
+_DOSE_TYPES = frozenset({int, float, str, _NoneType})
+_MED_CACHE_LIMIT = 50_000
+_new = tuple.__new__
 
 
 def _no_constants(name: str) -> Any:
@@ -62,6 +73,9 @@ class Ignored(NamedTuple):
 
 
 Decoded = LabResult | Medication | Ignored | DeadLetter
+_OTHER_LAB_CODE = IgnoreReason.OTHER_LAB_CODE
+_PRELIMINARY_RESULT = IgnoreReason.PRELIMINARY
+_OTHER_MEDICATION = IgnoreReason.OTHER_MEDICATION
 
 
 def _first_reason(exc: ValidationError) -> tuple[str, str]:
@@ -99,10 +113,21 @@ def _envelope_defect(obj: dict[str, Any]) -> tuple[str, str] | None:
 class Decoder:
     """Validate messages once at the edge; the engine only ever sees the tuples this returns."""
 
-    def __init__(self, cfg: RuleConfig, codes: CodeSets | None = None) -> None:
+    def __init__(
+        self, cfg: RuleConfig, codes: CodeSets | None = None, *, share_names: bool = False
+    ) -> None:
+        """Build the lookups; `share_names` keeps one copy of each patient, encounter and location.
+
+        Sharing saves memory where decoded events are held by the hundred thousand (a replay's
+        sort); its table grows with the distinct names, so a long-running stream leaves it off.
+        """
         self.codes = codes or CodeSets(cfg)
+        self._names: dict[str | None, str | None] | None = {None: None} if share_names else None
         self._factors = dict(FACTORS)
         self._plausible = {Analyte.POTASSIUM: cfg.k_plausible, Analyte.MAGNESIUM: cfg.mg_plausible}
+        self._lab_codes = self.codes.lab
+        # (code, name) -> classes: name matching and the union are done once per distinct pair.
+        self._med_classes: dict[tuple[str | None, str | None], frozenset[MedClass]] = {}
 
     def decode(self, raw: bytes) -> Decoded:
         """Decode one message; never raises on any input."""
@@ -111,12 +136,30 @@ class Decoder:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            # orjson refuses numbers beyond a double (1e400) and NaN/Infinity literals; the
-            # standard parser reads them, so such a message is non-finite, not broken JSON.
-            try:
-                obj = json.loads(raw, parse_constant=_no_constants)
-            except (ValueError, RecursionError):
-                return DeadLetter("bad_json", str(exc), raw)
+            return self._decode_standard(raw, exc)
+        # orjson output holds no lone surrogates, which the lean checks could not tell apart.
+        return self._decode_object(obj, raw, True)
+
+    def decode_by_models(self, raw: bytes) -> Decoded:
+        """Decode one message through the pydantic wire models only (the reference path)."""
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return DeadLetter("too_large", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", raw)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return self._decode_standard(raw, exc)
+        return self._decode_object(obj, raw, False)
+
+    def _decode_standard(self, raw: bytes, exc: orjson.JSONDecodeError) -> Decoded:
+        # orjson refuses numbers beyond a double (1e400) and NaN/Infinity literals; the
+        # standard parser reads them, so such a message is non-finite, not broken JSON.
+        try:
+            obj = json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError):
+            return DeadLetter("bad_json", str(exc), raw)
+        return self._decode_object(obj, raw, False)
+
+    def _decode_object(self, obj: Any, raw: bytes, lean: bool) -> Decoded:
         if type(obj) is not dict:
             return DeadLetter("not_an_object", f"a JSON {type(obj).__name__}", raw)
         kind, event_id, patient_id = obj.get("kind"), obj.get("event_id"), obj.get("patient_id")
@@ -133,76 +176,202 @@ class Decoder:
                 return DeadLetter(defect[0], defect[1], raw)
         try:
             if kind == _LAB_KIND:
-                return self._lab(obj, raw)
-            return self._medication(obj, raw)
+                return self._lab(obj, raw, lean)
+            return self._medication(obj, raw, lean)
         except ValidationError as exc:
             reason, detail = _first_reason(exc)
             return DeadLetter(reason, detail, raw)
 
-    def _lab(self, obj: dict[str, Any], raw: bytes) -> Decoded:
+    def _lab(self, obj: dict[str, Any], raw: bytes, lean: bool) -> Decoded:
         code = obj.get("code")
         if code is None:
             return DeadLetter("missing_field:code", "code is missing or null", raw)
         if not isinstance(code, str):
             return DeadLetter("bad_type:code", "code must be a string", raw)
-        analyte = self.codes.lab_analyte(code)
+        analyte = self._lab_codes.get(code)
         if analyte is None:
-            return Ignored(obj["patient_id"], obj["event_id"], IgnoreReason.OTHER_LAB_CODE)
-        lab = LabResultIn.model_validate(obj)
+            return _new(Ignored, (obj["patient_id"], obj["event_id"], _OTHER_LAB_CODE))
+        fields = _lean_lab(obj) if lean else None
+        if fields is None:
+            fields = _validated_lab(obj)
+        status, given, unit, collected, resulted, result_id, flags, encounter_id, location = fields
         value: float | None = None
-        if lab.status not in REMOVAL_STATUSES:
-            if lab.value is None:
+        if status not in REMOVAL_STATUSES:
+            if given is None:
                 return DeadLetter("missing_field:value", "value is missing or null", raw)
-            if not math.isfinite(lab.value):
-                return DeadLetter("non_finite_value", f"value {lab.value}", raw)
-            if lab.unit is None:
+            if not math.isfinite(given):
+                return DeadLetter("non_finite_value", f"value {given}", raw)
+            if unit is None:
                 return DeadLetter("missing_field:unit", "unit is missing or null", raw)
-            factor = self._factors[analyte].get(lab.unit.strip().lower())
+            factor = self._factors[analyte].get(unit.strip().lower())
             if factor is None:
-                return DeadLetter(f"bad_unit:{lab.unit}", f"{analyte} in {lab.unit!r}", raw)
-            value = lab.value * factor
+                return DeadLetter(f"bad_unit:{unit}", f"{analyte} in {unit!r}", raw)
+            value = given * factor
             low, high = self._plausible[analyte]
             if not low <= value <= high:
-                detail = f"{analyte} {lab.value} {lab.unit} outside [{low}, {high}]"
+                detail = f"{analyte} {given} {unit} outside [{low}, {high}]"
                 return DeadLetter("implausible_value", detail, raw)
-        collected: Micros = lab.collected_at  # type: ignore[assignment]
-        resulted: Micros = lab.resulted_at  # type: ignore[assignment]
         if resulted < collected:
             return DeadLetter("resulted_before_collected", "resulted_at < collected_at", raw)
-        if lab.status == _PRELIMINARY:
-            return Ignored(lab.patient_id, lab.event_id, IgnoreReason.PRELIMINARY)
-        flags = lab.flags
+        patient_id, event_id = obj["patient_id"], obj["event_id"]
+        if status is _PRELIMINARY:
+            return _new(Ignored, (patient_id, event_id, _PRELIMINARY_RESULT))
+        names = self._names
+        if names is not None:
+            patient_id = names.setdefault(patient_id, patient_id)
+            encounter_id = names.setdefault(encounter_id, encounter_id)
+            location = names.setdefault(location, location)
         hemolyzed = bool(flags) and any(f.strip().lower() in _HEMOLYZED for f in flags)  # type: ignore[union-attr]
-        return LabResult(
-            resulted,
-            lab.patient_id,
-            lab.event_id,
-            analyte,
-            value,
-            collected,
-            lab.status,
-            lab.result_id if lab.result_id is not None else lab.event_id,
-            hemolyzed,
-            lab.encounter_id,
-            lab.location,
+        return _new(
+            LabResult,
+            (
+                resulted,
+                patient_id,
+                event_id,
+                analyte,
+                value,
+                collected,
+                status,
+                result_id if result_id is not None else event_id,
+                hemolyzed,
+                encounter_id,
+                location,
+            ),
         )
 
-    def _medication(self, obj: dict[str, Any], raw: bytes) -> Decoded:
-        med = MedicationIn.model_validate(obj)
-        if med.code is None and med.name is None and med.action != _CANCELLED_ACTION:
+    def _medication(self, obj: dict[str, Any], raw: bytes, lean: bool) -> Decoded:
+        fields = _lean_medication(obj) if lean else None
+        if fields is None:
+            fields = _validated_medication(obj)
+        action, code, name, at, order_id, dose, encounter_id, location = fields
+        if code is None and name is None and action is not _CANCELLED_ACTION:
             return DeadLetter("missing_code_and_name", "code and name are both null", raw)
-        if isinstance(med.dose, float) and not math.isfinite(med.dose):
-            return DeadLetter("non_finite_value", f"dose {med.dose}", raw)
-        classes = self.codes.med_classes(med.code, med.name)
-        if not classes and med.action != _CANCELLED_ACTION:
-            return Ignored(med.patient_id, med.event_id, IgnoreReason.OTHER_MEDICATION)
-        return Medication(
-            med.at,  # type: ignore[arg-type]
-            med.patient_id,
-            med.event_id,
-            med.action,
-            classes,
-            med.order_id,
-            med.encounter_id,
-            med.location,
+        if type(dose) is float and not math.isfinite(dose):
+            return DeadLetter("non_finite_value", f"dose {dose}", raw)
+        key = (code, name)
+        classes = self._med_classes.get(key)
+        if classes is None:
+            classes = self.codes.med_classes(code, name)
+            if len(self._med_classes) < _MED_CACHE_LIMIT:
+                self._med_classes[key] = classes
+        patient_id = obj["patient_id"]
+        if not classes and action is not _CANCELLED_ACTION:
+            return _new(Ignored, (patient_id, obj["event_id"], _OTHER_MEDICATION))
+        names = self._names
+        if names is not None:
+            patient_id = names.setdefault(patient_id, patient_id)
+            encounter_id = names.setdefault(encounter_id, encounter_id)
+            location = names.setdefault(location, location)
+        return _new(
+            Medication,
+            (
+                at,
+                patient_id,
+                obj["event_id"],
+                action,
+                classes,
+                order_id,
+                encounter_id,
+                location,
+            ),
         )
+
+
+LabFields = tuple[
+    LabStatus, int | float | None, str | None, Micros, Micros, str | None, list[str] | None,
+    str | None, str | None,
+]  # fmt: skip
+MedicationFields = tuple[
+    MedAction, str | None, str | None, Micros, str | None, Any, str | None, str | None
+]
+
+
+def _validated_lab(obj: dict[str, Any]) -> LabFields:
+    """Return the fields of LabResultIn; raise ValidationError naming the first defect."""
+    lab = LabResultIn.model_validate(obj)
+    return (
+        lab.status,
+        lab.value,
+        lab.unit,
+        cast(Micros, lab.collected_at),
+        cast(Micros, lab.resulted_at),
+        lab.result_id,
+        lab.flags,
+        lab.encounter_id,
+        lab.location,
+    )
+
+
+def _validated_medication(obj: dict[str, Any]) -> MedicationFields:
+    """Return the fields of MedicationIn; raise ValidationError naming the first defect."""
+    med = MedicationIn.model_validate(obj)
+    return (
+        med.action,
+        med.code,
+        med.name,
+        cast(Micros, med.at),
+        med.order_id,
+        med.dose,
+        med.encounter_id,
+        med.location,
+    )
+
+
+def _lean_lab(obj: dict[str, Any]) -> LabFields | None:
+    """Return the fields LabResultIn would validate, or None for anything it might refuse.
+
+    The envelope and code are already valid; None sends the message through the model, which
+    names the first defect.
+    """
+    get = obj.get
+    status = get("status", "final")
+    status = _STATUSES.get(status) if type(status) is str else None
+    value = get("value")
+    unit, result_id, flags = get("unit"), get("result_id"), get("flags")
+    encounter_id, location = get("encounter_id"), get("location")
+    collected, resulted = get("collected_at"), get("resulted_at")
+    if (
+        status is None
+        or type(value) not in _NUMBER_OR_NULL
+        or type(unit) not in _TEXT_OR_NULL
+        or type(collected) is not str
+        or type(resulted) is not str
+        or type(result_id) not in _TEXT_OR_NULL
+        or type(encounter_id) not in _TEXT_OR_NULL
+        or type(location) not in _TEXT_OR_NULL
+    ):
+        return None
+    if flags is not None and (type(flags) is not list or any(type(f) is not str for f in flags)):
+        return None
+    try:
+        collected, resulted = parse_timestamp(collected), parse_timestamp(resulted)
+    except TimestampError:
+        return None
+    return status, value, unit, collected, resulted, result_id, flags, encounter_id, location
+
+
+def _lean_medication(obj: dict[str, Any]) -> MedicationFields | None:
+    """Return the fields MedicationIn would validate, or None for anything it might refuse."""
+    get = obj.get
+    action = get("action")
+    action = _ACTIONS.get(action) if type(action) is str else None
+    code, name, at, order_id = get("code"), get("name"), get("at"), get("order_id")
+    dose, encounter_id, location = get("dose"), get("encounter_id"), get("location")
+    if (
+        action is None
+        or type(code) not in _TEXT_OR_NULL
+        or type(name) not in _TEXT_OR_NULL
+        or type(at) is not str
+        or type(order_id) not in _TEXT_OR_NULL
+        or type(get("route")) not in _TEXT_OR_NULL
+        or type(dose) not in _DOSE_TYPES
+        or type(get("dose_unit")) not in _TEXT_OR_NULL
+        or type(encounter_id) not in _TEXT_OR_NULL
+        or type(location) not in _TEXT_OR_NULL
+    ):
+        return None
+    try:
+        at = parse_timestamp(at)
+    except TimestampError:
+        return None
+    return action, code, name, at, order_id, dose, encounter_id, location

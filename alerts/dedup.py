@@ -24,6 +24,11 @@ class SeenEvents:
         self._horizon = horizon
         self._started: Micros | None = None
 
+    @property
+    def horizon(self) -> Micros:
+        """Return the availability time an id is remembered for, at least."""
+        return self._horizon
+
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
 

@@ -47,6 +47,7 @@ _PENDING, _EVALUATED, _WITHDRAWN = (
     EpisodeStatus.WITHDRAWN,
 )
 _T_EPISODE, _T_LOW_MG, _T_EXPIRY = TimerKind.EPISODE, TimerKind.LOW_MG, TimerKind.EXPIRY
+_new = tuple.__new__
 
 
 class MgContext(StrEnum):
@@ -127,9 +128,9 @@ class Engine:
     def _lab(
         self, s: PatientState, ev: LabResult, at: Micros, out: list[Alert], timers: list[Timer]
     ) -> None:
-        table = s.k if ev.analyte is _K else s.mg
-        rid = ev.result_id
-        if ev.status is _CANCELLED or ev.status is _ENTERED_IN_ERROR:
+        available, pid, event_id, analyte, value, collected, status, rid, hemolyzed, enc, loc = ev
+        table = s.k if analyte is _K else s.mg
+        if status is _CANCELLED or status is _ENTERED_IN_ERROR:
             if table.pop(rid, None) is None:
                 self.unknown_removals += 1
                 return
@@ -137,18 +138,8 @@ class Engine:
             if table is s.mg and low is not None and low.rests_on == rid:
                 self._resolve(s, low, Resolution.RESULT_RETRACTED, at, out)
             return
-        value = ev.value
-        assert value is not None and ev.collected is not None
-        rec = LabRecord(
-            value,
-            ev.collected,
-            ev.available,
-            ev.event_id,
-            ev.hemolyzed,
-            ev.encounter_id,
-            ev.location,
-        )
-        table[rid] = rec
+        assert value is not None and collected is not None
+        table[rid] = _new(LabRecord, (value, collected, available, event_id, hemolyzed, enc, loc))
         cfg = self.cfg
         if table is s.k:
             refr = s.firing.get(_REFRACTORY)
@@ -156,12 +147,12 @@ class Engine:
                 refr is not None
                 and value >= cfg.k_low
                 and refr.episode_t0 is not None
-                and rec.collected > refr.episode_t0
+                and collected > refr.episode_t0
             ):
                 self._resolve(s, refr, Resolution.K_NORMALIZED, at, out)
             return
         mg_low = cfg.mg_low
-        if ev.hemolyzed and value >= mg_low:
+        if hemolyzed and value >= mg_low:
             return  # hemolysis raises measured Mg: a hemolysed normal result is not evidence
         low = s.firing.get(_LOW)
         if low is not None:
@@ -169,22 +160,22 @@ class Engine:
                 if value >= mg_low:
                     self._resolve(s, low, Resolution.RESULT_CORRECTED, at, out)
                 else:
-                    low.rests_collected = rec.collected
-            elif value >= mg_low and rec.collected > (low.rests_collected or 0):
+                    low.rests_collected = collected
+            elif value >= mg_low and collected > (low.rests_collected or 0):
                 self._resolve(s, low, Resolution.MG_NORMALIZED, at, out)
         unchecked = s.firing.get(_NOT_CHECKED)
         if (
             unchecked is not None
             and unchecked.episode_t0 is not None
-            and rec.collected >= unchecked.episode_t0 - self.w.mg_lookback
+            and collected >= unchecked.episode_t0 - self.w.mg_lookback
         ):
             reason = Resolution.MG_CHECKED_NORMAL if value >= mg_low else Resolution.SUPERSEDED
             self._resolve(s, unchecked, reason, at, out)
         if value < mg_low:
-            lo = rec.collected - self.w.mg_lookback
-            if any(e.status is not _WITHDRAWN and lo <= e.t0 <= ev.available for e in s.episodes):
-                tau = ev.available + self.w.hold
-                self._schedule(s, Timer(tau, ev.patient_id, ev.event_id, _LOW, _T_LOW_MG), timers)
+            lo = collected - self.w.mg_lookback
+            if any(e.status is not _WITHDRAWN and lo <= e.t0 <= available for e in s.episodes):
+                tau = available + self.w.hold
+                self._schedule(s, Timer(tau, pid, event_id, _LOW, _T_LOW_MG), timers)
 
     def _medication(
         self, s: PatientState, ev: Medication, at: Micros, out: list[Alert], timers: list[Timer]
@@ -436,7 +427,7 @@ class Engine:
 
     def _episodes_in_window(self, s: PatientState, t0: Micros) -> int:
         lo = t0 - self.w.refractory_window
-        return sum(1 for e in s.episodes if e.status is not _WITHDRAWN and lo <= e.t0 <= t0)
+        return len([e for e in s.episodes if e.status is not _WITHDRAWN and lo <= e.t0 <= t0])
 
     def evidence(self, s: PatientState, at: Micros, episode_t0: Micros | None) -> dict[str, Any]:
         """Return the evidence object of RULES.md sections 6 and 7 as seen at `at`."""

@@ -42,6 +42,7 @@ class EventTimeScheduler:
         self.last: Micros = NEVER  # time of the last thing processed
         self.late = 0
         self._timers: list[Timer] = []  # reused: most events schedule nothing
+        self._out: list[Alert] = []  # reused until an alert is emitted
 
     def state_of(self, patient_id: str) -> PatientState:
         """Return the patient's state, created empty on first sight."""
@@ -58,45 +59,55 @@ class EventTimeScheduler:
 
     def process(self, ev: LabResult | Medication) -> None:
         """Release one event in order: first every timer due strictly before it."""
-        a = ev.available
-        if self._heap and self._heap[0].tau < a:
+        a = ev[0]  # available
+        heap = self._heap
+        if heap and heap[0][0] < a:
             self.run_timers(a - 1)
-        at = a if a >= self.last else self.last
-        if a < self.last:
+        last = self.last
+        if a < last:
             self.late += 1
-        self.last = at
-        pid = ev.patient_id
-        state = self.states.get(pid)
+            at = last
+        else:
+            at = self.last = a
+        pid = ev[1]
+        states = self.states
+        state = states.get(pid)
         if state is None:
             state = PatientState(pid)
-        out: list[Alert] = []
+        out = self._out
         timers = self._timers
         self.engine.apply(state, ev, at, out, timers)
         if timers:
             for t in timers:
-                heapq.heappush(self._heap, t)
+                heapq.heappush(heap, t)
             timers.clear()
-        self.states[pid] = state  # a write, so a changelog-backed store records it
+        states[pid] = state  # a write, so a changelog-backed store records it
         if out:
+            self._out = []  # the sink may keep the list it is given
             self.sink(out)
 
     def run_timers(self, until: Micros) -> None:
         """Run every timer due at or before `until`, in (tau, patient, trigger, rule) order."""
         heap = self._heap
-        while heap and heap[0].tau <= until:
+        states = self.states
+        fire = self.engine.fire
+        timers = self._timers
+        while heap and heap[0][0] <= until:
             timer = heapq.heappop(heap)
-            state = self.states.get(timer.patient_id)
+            state = states.get(timer.patient_id)
             if state is None or timer not in state.timers:
                 continue  # withdrawn or moved since it was indexed
             at = timer.tau if timer.tau >= self.last else self.last
             self.last = at
-            out: list[Alert] = []
-            timers: list[Timer] = []
-            self.engine.fire(state, timer, at, out, timers)
-            for t in timers:
-                heapq.heappush(heap, t)
-            self.states[timer.patient_id] = state
+            out = self._out
+            fire(state, timer, at, out, timers)
+            if timers:
+                for t in timers:
+                    heapq.heappush(heap, t)
+                timers.clear()
+            states[timer.patient_id] = state
             if out:
+                self._out = []
                 self.sink(out)
 
     def pending_timers(self) -> int:

@@ -20,6 +20,11 @@ class TimerKind(StrEnum):
     EXPIRY = "expiry"  # 4.4, due at the newest episode's t0 + alert_ttl
 
 
+_LOW_MG = TimerKind.LOW_MG
+_UNBOUNDED = 2**63  # beyond every instant (year 9999 is about 2.5e17 microseconds)
+_INFINITY = float("inf")
+
+
 # Sort keys of the timer kinds within (tau, patient, trigger): an episode evaluation is not
 # one rule but all three, so it gets a key of its own that sorts first.
 EPISODE_RULE_KEY = "EPISODE"
@@ -62,6 +67,9 @@ class EpisodeStatus(StrEnum):
     PENDING = "pending"
     EVALUATED = "evaluated"
     WITHDRAWN = "withdrawn"
+
+
+_PENDING = EpisodeStatus.PENDING
 
 
 @dataclass(slots=True)
@@ -136,13 +144,35 @@ class PatientState:
     def prune(self, now: Micros, w: Windows, mg_low: float) -> None:
         """Drop history beyond the history window that no timer, open alert or lookback reads."""
         horizon = now - w.history
-        # "Latest Mg" has no age limit, so the latest one is kept however old it is.
-        keep_mg = {f.rests_on for f in self.firing.values() if f.rests_on is not None}
-        latest_mg = latest_record(self.mg.values(), None, None, ignore_hemolyzed_at=mg_low)
-        if latest_mg is not None:
-            keep_mg.add(_result_id_of(self.mg, latest_mg))
-        self.k = {rid: r for rid, r in self.k.items() if r.collected >= horizon}
-        self.mg = {rid: r for rid, r in self.mg.items() if r.collected >= horizon or rid in keep_mg}
+        firing = self.firing.values()
+        if self.k:
+            self.k = {rid: r for rid, r in self.k.items() if r.collected >= horizon}
+        mg = self.mg
+        if mg:
+            # "Latest Mg" has no age limit, so the latest one is kept however old it is.
+            keep_mg = {f.rests_on for f in firing if f.rests_on is not None}
+            latest_mg = latest_record(mg.values(), None, None, ignore_hemolyzed_at=mg_low)
+            if latest_mg is not None:
+                keep_mg.add(_result_id_of(mg, latest_mg))
+            self.mg = {rid: r for rid, r in mg.items() if r.collected >= horizon or rid in keep_mg}
+        if self.episodes:
+            self.episodes = self._episodes_kept(horizon, w)
+        # An order's later events read its previous event and its cancel however long ago
+        # (a standing order modified after a week, a cancel remembered before its order), so
+        # per-order memory is kept whole unless one patient carries very many orders.
+        if len(self.order_last) > ORDER_MEMORY:
+            self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
+        if len(self.cancelled) > ORDER_MEMORY:
+            self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
+        if self.mg_repletions:
+            self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
+        if self.diuretics:
+            self.diuretics = [d for d in self.diuretics if d.at >= horizon]
+        if self.seen:
+            self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+        self.pruned_at = now
+
+    def _episodes_kept(self, horizon: Micros, w: Windows) -> list[Episode]:
         # Evidence counts the episodes in the refractory window before an alert's episode; a
         # pending low-Mg evaluation reads episodes back from its result's collection time,
         # which a delayed result can put far behind the horizon.
@@ -151,31 +181,26 @@ class PatientState:
             for f in self.firing.values()
             if f.episode_t0 is not None
         ]
-        collected = {r.event_id: r.collected for r in self.mg.values()}
-        for t in self.timers:
-            if t.kind is TimerKind.LOW_MG and t.trigger_event_id in collected:
-                lo = collected[t.trigger_event_id] - w.mg_lookback - w.refractory_window
-                windows.append((lo, t.tau))
-        newest = self.episodes[-1] if self.episodes else None
-        self.episodes = [
+        low_mg = [t for t in self.timers if t.kind is _LOW_MG]
+        if low_mg:
+            collected = {r.event_id: r.collected for r in self.mg.values()}
+            for t in low_mg:
+                if t.trigger_event_id in collected:
+                    lo = collected[t.trigger_event_id] - w.mg_lookback - w.refractory_window
+                    windows.append((lo, t.tau))
+        newest = self.episodes[-1]
+        if not windows:
+            return [
+                e for e in self.episodes if e.t0 >= horizon or e.status is _PENDING or e is newest
+            ]
+        return [
             e
             for e in self.episodes
             if e.t0 >= horizon
-            or e.status is EpisodeStatus.PENDING
+            or e.status is _PENDING
             or e is newest
             or any(lo <= e.t0 <= hi for lo, hi in windows)
         ]
-        # An order's later events read its previous event and its cancel however long ago
-        # (a standing order modified after a week, a cancel remembered before its order), so
-        # per-order memory is kept whole unless one patient carries very many orders.
-        if len(self.order_last) > ORDER_MEMORY:
-            self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
-        if len(self.cancelled) > ORDER_MEMORY:
-            self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
-        self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
-        self.diuretics = [d for d in self.diuretics if d.at >= horizon]
-        self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
-        self.pruned_at = now
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-ready data (for a changelog-backed table)."""
@@ -260,18 +285,24 @@ def latest_record(
     Visible: available <= tau (any when tau is None), collected >= not_before (when given),
     and not a hemolysed result at or above ignore_hemolyzed_at (the rules ignore those).
     """
+    until = _UNBOUNDED if tau is None else tau
+    since = -_UNBOUNDED if not_before is None else not_before
+    hemolysed_from = _INFINITY if ignore_hemolyzed_at is None else ignore_hemolyzed_at
     best: LabRecord | None = None
+    best_c = best_a = 0
+    best_e = ""
     for r in records:
-        if tau is not None and r.available > tau:
+        value, collected, available, event_id, hemolyzed, _, _ = r
+        if available > until or collected < since or (hemolyzed and value >= hemolysed_from):
             continue
-        if not_before is not None and r.collected < not_before:
-            continue
-        if ignore_hemolyzed_at is not None and r.hemolyzed and r.value >= ignore_hemolyzed_at:
-            continue
-        if best is None or (r.collected, r.available, r.event_id) > (
-            best.collected,
-            best.available,
-            best.event_id,
+        # The tuple order (collected, available, event_id), compared field by field.
+        if (
+            best is None
+            or collected > best_c
+            or (
+                collected == best_c
+                and (available > best_a or (available == best_a and event_id > best_e))
+            )
         ):
-            best = r
+            best, best_c, best_a, best_e = r, collected, available, event_id
     return best

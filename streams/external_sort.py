@@ -2,57 +2,130 @@
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import marshal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from alerts.events import Analyte, LabResult, LabStatus, MedAction, MedClass, Medication
 
 _BATCH = 4096
-# Enum members travel as their plain values (marshal takes only built-in types).
-_ANALYTES = {a.value: a for a in Analyte}
+_HEADER = 8  # bytes of a batch's length prefix
+# Enum members travel as their plain values (marshal takes only built-in types); a dict lookup
+# is much cheaper than the `.value` property in the per-event path.
+_ANALYTE_VALUES: dict[Any, str | None] = {a: a.value for a in Analyte}
+_ANALYTE_VALUES[None] = None
+_STATUS_VALUES = {s: s.value for s in LabStatus}
+_ACTION_VALUES = {a: a.value for a in MedAction}
+_ANALYTES: dict[Any, Analyte | None] = {a.value: a for a in Analyte}
+_ANALYTES[None] = None
 _STATUSES = {s.value: s for s in LabStatus}
 _ACTIONS = {a.value: a for a in MedAction}
 _CLASSES: dict[frozenset[str], frozenset[MedClass]] = {}
+_CLASS_VALUES: dict[frozenset[MedClass], frozenset[str]] = {}
+_LAB_FIELDS = len(LabResult._fields)
+_new = tuple.__new__
 
 
 def _plain(ev: LabResult | Medication) -> tuple[Any, ...]:
     if type(ev) is LabResult:
-        analyte = ev.analyte.value if ev.analyte is not None else None
-        return (*ev[:3], analyte, ev.value, ev.collected, ev.status.value, *ev[7:])
-    med: Medication = ev  # type: ignore[assignment]
-    classes = frozenset(c.value for c in med.classes)
-    return (*med[:3], med.action.value, classes, *med[5:])
+        a, p, e, analyte, value, collected, status, rid, hemolyzed, enc, loc = ev
+        return (
+            a,
+            p,
+            e,
+            _ANALYTE_VALUES[analyte],
+            value,
+            collected,
+            _STATUS_VALUES[status],
+            rid,
+            hemolyzed,
+            enc,
+            loc,
+        )
+    a, p, e, action, classes, order_id, enc, loc = cast(Medication, ev)
+    plain = _CLASS_VALUES.get(classes)
+    if plain is None:
+        plain = _CLASS_VALUES[classes] = frozenset(c.value for c in classes)
+    return (a, p, e, _ACTION_VALUES[action], plain, order_id, enc, loc)
 
 
-def _event(row: tuple[Any, ...]) -> LabResult | Medication:
-    if len(row) == len(LabResult._fields):
-        analyte = _ANALYTES[row[3]] if row[3] is not None else None
-        return LabResult(*row[:3], analyte, row[4], row[5], _STATUSES[row[6]], *row[7:])  # type: ignore[call-arg]
-    classes = _CLASSES.get(row[4])
-    if classes is None:
-        classes = _CLASSES[row[4]] = frozenset(MedClass(c) for c in row[4])
-    return Medication(*row[:3], _ACTIONS[row[3]], classes, *row[5:])  # type: ignore[call-arg]
+def _events(rows: list[tuple[Any, ...]]) -> list[LabResult | Medication]:
+    """Rebuild a batch of events from their plain rows (their enum members looked up again)."""
+    analytes, statuses, actions, classes = _ANALYTES, _STATUSES, _ACTIONS, _CLASSES
+    out: list[LabResult | Medication] = []
+    append = out.append
+    for row in rows:
+        if len(row) == _LAB_FIELDS:
+            a, p, e, analyte, value, collected, status, rid, hemolyzed, enc, loc = row
+            append(
+                _new(
+                    LabResult,
+                    (a, p, e, analytes[analyte], value, collected, statuses[status], rid,
+                     hemolyzed, enc, loc),
+                )
+            )  # fmt: skip
+            continue
+        a, p, e, action, plain, order_id, enc, loc = row
+        known = classes.get(plain)
+        if known is None:
+            known = classes[plain] = frozenset(MedClass(c) for c in plain)
+        append(_new(Medication, (a, p, e, actions[action], known, order_id, enc, loc)))
+    return out
 
 
-def _read_run(fh: IO[bytes]) -> Iterator[LabResult | Medication]:
+def _run_batches(fh: IO[bytes]) -> Iterator[list[LabResult | Medication]]:
+    """Yield a spilled run back, one sorted batch at a time."""
+    # Each batch is one length-prefixed marshal blob: marshal.load on a file object reads it
+    # in many tiny calls, loads on a whole blob in one.
     fh.seek(0)
+    read = fh.read
     while True:
-        try:
-            batch = marshal.load(fh)
-        except EOFError:
+        header = read(_HEADER)
+        if not header:
             return
-        for row in batch:
-            yield _event(row)
+        yield _events(marshal.loads(read(int.from_bytes(header, "little"))))
+
+
+def _merged_blocks(
+    sources: list[Iterator[list[LabResult | Medication]]],
+) -> Iterator[list[LabResult | Medication]]:
+    """Merge sorted sources of sorted batches into consecutive sorted blocks.
+
+    Everything buffered up to the smallest buffered maximum can go out at once: no source holds
+    anything smaller behind its buffer. Sorting a block of a few sorted runs is a C-speed merge,
+    where heapq.merge would pay a Python step per event. Release keys are unique, so the order
+    is exactly the one heapq.merge gives.
+    """
+    heads: list[tuple[list[LabResult | Medication], int, Iterator[Any]]] = []
+    for source in sources:
+        batch = next(source, None)
+        if batch:
+            heads.append((batch, 0, source))
+    while heads:
+        bound = min(batch[-1] for batch, _, _ in heads)
+        block: list[LabResult | Medication] = []
+        kept: list[tuple[list[LabResult | Medication], int, Iterator[Any]]] = []
+        for batch, start, source in heads:
+            cut = bisect.bisect_right(batch, bound, start)
+            block += batch[start:cut]
+            if cut < len(batch):
+                kept.append((batch, cut, source))
+                continue
+            batch = next(source, None)
+            if batch:
+                kept.append((batch, 0, source))
+        heads = kept
+        block.sort()
+        yield block
 
 
 class ExternalSorter:
     """Collect events, spilling each full chunk as a sorted run; iterate them merged in order."""
 
-    def __init__(self, chunk_size: int = 400_000, spill_dir: Path | None = None) -> None:
+    def __init__(self, chunk_size: int = 600_000, spill_dir: Path | None = None) -> None:
         self.chunk_size = chunk_size
         self.spill_dir = spill_dir
         self._chunk: list[LabResult | Medication] = []
@@ -74,23 +147,36 @@ class ExternalSorter:
         fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
         chunk = self._chunk
         for i in range(0, len(chunk), _BATCH):
-            marshal.dump([_plain(ev) for ev in chunk[i : i + _BATCH]], fh)
+            blob = marshal.dumps([_plain(ev) for ev in chunk[i : i + _BATCH]])
+            fh.write(len(blob).to_bytes(_HEADER, "little"))
+            fh.write(blob)
         self._runs.append(fh)
         self._chunk = []
 
     def __iter__(self) -> Iterator[LabResult | Medication]:
         """Yield every event in (available, patient_id, event_id) order, once."""
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[LabResult | Medication]]:
+        """Yield every event once, in release order, as consecutive sorted lists."""
         self._chunk.sort()
+        chunk, self._chunk = self._chunk, []
         if not self._runs:
-            chunk, self._chunk = self._chunk, []
-            yield from chunk
+            # Handed out in batches from the end of the reversed chunk, so each batch's events
+            # are freed once processed while the states they feed grow.
+            chunk.reverse()
+            while chunk:
+                block = chunk[-_BATCH:]
+                del chunk[-_BATCH:]
+                block.reverse()
+                yield block
             return
-        sources = [_read_run(fh) for fh in self._runs]
-        sources.append(iter(self._chunk))
+        sources = [_run_batches(fh) for fh in self._runs]
+        sources.append(iter([chunk]))
         try:
-            yield from heapq.merge(*sources)
+            yield from _merged_blocks(sources)
         finally:
             for fh in self._runs:
                 fh.close()
             self._runs = []
-            self._chunk = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,16 +13,20 @@ import orjson
 
 from alerts.alert import Alert
 from alerts.codes import CodeSets
-from alerts.decoder import DeadLetter, Decoder, Ignored
+from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
 from alerts.dedup import SeenEvents
 from alerts.engine import Engine, EpisodeObserver
-from alerts.events import LabResult
+from alerts.events import LabResult, Medication
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, EventTimeScheduler
 from alerts.state import PatientState
 from streams.external_sort import ExternalSorter
 
 _FLUSH_BYTES = 1 << 20
+# Duplicates are keyed by patient and event id joined in one string (cheaper to hash and store
+# than a pair); a patient id holding the separator keeps the pair, so keys never collide.
+_SEP = "\x00"
+_OTHER_MEDICATION = IgnoreReason.OTHER_MEDICATION
 
 
 @dataclass
@@ -66,6 +71,18 @@ class ReplaySummary:
                 f"patients: {self.patients}",
             ]
         )
+
+
+def _pause_collector() -> bool:
+    """Pause the cyclic garbage collector; return whether it was running.
+
+    A replay allocates events, records and timers by the million and keeps many of them: the
+    collector would trace them over and over, yet they hold no reference cycles (a whole replay
+    of the benchmark feed leaves nothing for it to collect), and it runs again afterwards.
+    """
+    running = gc.isenabled()
+    gc.disable()
+    return running
 
 
 def _plain(counts: Counter[str]) -> dict[str, int]:
@@ -120,12 +137,12 @@ class Replay:
         cfg: RuleConfig,
         alerts_out: NdjsonWriter,
         dead_letters_out: NdjsonWriter,
-        chunk_size: int = 400_000,
+        chunk_size: int = 600_000,
         on_alerts: Callable[[list[Alert]], None] | None = None,
         observer: EpisodeObserver | None = None,
     ) -> None:
         codes = CodeSets(cfg)
-        self.decoder = Decoder(cfg, codes)
+        self.decoder = Decoder(cfg, codes, share_names=True)
         self.engine = Engine(cfg, codes, observer)
         self.alerts_out = alerts_out
         self.dead_letters_out = dead_letters_out
@@ -137,42 +154,60 @@ class Replay:
 
     def read(self, name: str, lines: Iterable[bytes], progress: Callable[[int], None]) -> None:
         """Decode, validate and de-duplicate one source in arrival order."""
-        decode, seen, summary, sorter = (
-            self.decoder.decode,
-            self.seen,
-            self.summary,
-            self.sorter,
-        )
-        kinds = summary.events_by_kind
+        decode, first_sighting, add = self.decoder.decode, self.seen.first_sighting, self.sorter.add
+        summary = self.summary
+        ignored = summary.ignored
+        labs = medications = invalid = duplicates = 0
         read_bytes = 0
-        for number, raw in enumerate(lines, 1):
-            read_bytes += len(raw)
-            if not number & 4095:
-                progress(read_bytes)
-                read_bytes = 0
-            raw = raw.rstrip(b"\r\n")
-            if not raw or raw.isspace():
-                continue
-            ev = decode(raw)
-            kind = type(ev)
-            if kind is DeadLetter:
-                kinds["invalid"] += 1
-                summary.invalid[ev.reason] += 1  # type: ignore[union-attr]
-                where = {"source": name, "line": number}
-                self.dead_letters_out.write(dead_letter_record(ev, where))  # type: ignore[arg-type]
-                continue
-            if kind is Ignored:
-                kinds["lab_result" if ev.why != "other_medication" else "medication"] += 1  # type: ignore[union-attr]
-                if seen.first_sighting((ev[0], ev[1]), None):
-                    summary.ignored[ev.why] += 1  # type: ignore[union-attr]
+        collecting = _pause_collector()
+        try:
+            for number, raw in enumerate(lines, 1):
+                read_bytes += len(raw)
+                if not number & 4095:
+                    progress(read_bytes)
+                    read_bytes = 0
+                raw = raw.rstrip(b"\r\n")
+                if not raw or raw.isspace():
+                    continue
+                ev: Any = decode(raw)  # one of four tuples, told apart by its exact type
+                kind = type(ev)
+                if kind is Ignored:  # the most common: codes the rules do not read
+                    why = ev[2]
+                    if why is _OTHER_MEDICATION:
+                        medications += 1
+                    else:
+                        labs += 1
+                    pid, eid = ev[0], ev[1]
+                    key = pid + _SEP + eid if _SEP not in pid else (pid, eid)
+                    if first_sighting(key, None):
+                        ignored[why] += 1
+                    else:
+                        duplicates += 1
+                elif kind is LabResult or kind is Medication:
+                    if kind is LabResult:
+                        labs += 1
+                    else:
+                        medications += 1
+                    pid, eid = ev[1], ev[2]
+                    key = pid + _SEP + eid if _SEP not in pid else (pid, eid)
+                    if first_sighting(key, ev[0]):
+                        add(ev)
+                    else:
+                        duplicates += 1
                 else:
-                    summary.duplicates += 1
-                continue
-            kinds["lab_result" if kind is LabResult else "medication"] += 1
-            if seen.first_sighting((ev[1], ev[2]), ev.available):  # type: ignore[union-attr]
-                sorter.add(ev)  # type: ignore[arg-type]
-            else:
-                summary.duplicates += 1
+                    invalid += 1
+                    summary.invalid[ev.reason] += 1
+                    where = {"source": name, "line": number}
+                    self.dead_letters_out.write(dead_letter_record(ev, where))
+        finally:
+            if collecting:
+                gc.enable()
+            kinds = summary.events_by_kind
+            for kind_name, count in (("lab_result", labs), ("medication", medications),
+                                     ("invalid", invalid)):  # fmt: skip
+                if count:
+                    kinds[kind_name] += count
+            summary.duplicates += duplicates
         progress(read_bytes)
 
     def run(self, engine: Engine | None = None) -> ReplaySummary:
@@ -185,10 +220,18 @@ class Replay:
             self.engine = engine
         scheduler = EventTimeScheduler(self.engine, self.states, self._emit)
         self.summary.sorted_runs = self.sorter.runs
+        # Every source has been read: the ids seen are no longer needed, and their memory is.
+        self.seen = SeenEvents(self.seen.horizon)
         process = scheduler.process
-        for ev in self.sorter:
-            process(ev)
-        scheduler.run_timers(FOREVER)
+        collecting = _pause_collector()
+        try:
+            for block in self.sorter.blocks():
+                for ev in block:
+                    process(ev)
+            scheduler.run_timers(FOREVER)
+        finally:
+            if collecting:
+                gc.enable()
         self.alerts_out.flush()
         self.dead_letters_out.flush()
         self.summary.unknown_removals = self.engine.unknown_removals

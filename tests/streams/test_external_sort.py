@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.events import Analyte, LabResult, LabStatus, MedAction, MedClass, Medication
+from streams import external_sort
 from streams.external_sort import ExternalSorter
 from tests.alerts.harness import replay
 from tests.strategies import feeds, unique_events
@@ -117,3 +119,20 @@ def test_replay_through_spilled_runs_gives_the_in_memory_output(feed):
     sorted_events = len(feed) - sum(in_memory.summary.ignored.values())
     assert spilled.summary.sorted_runs == sorted_events // 2
     assert in_memory.summary.sorted_runs == 0
+
+
+@PROFILE
+@given(
+    events=unique_events(max_size=120),
+    chunk_size=st.integers(1, 40),
+    batch=st.integers(1, 9),
+)
+def test_runs_of_many_batches_merge_into_sorted_consecutive_blocks(events, chunk_size, batch):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(external_sort, "_BATCH", batch)
+        sorter = ExternalSorter(chunk_size)
+        for ev in events:
+            sorter.add(ev)
+        blocks = list(sorter.blocks())
+    assert all(blocks)  # no empty block
+    assert [ev for block in blocks for ev in block] == sorted(events, key=release_key)
