@@ -6,7 +6,6 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -51,10 +50,6 @@ def _open_output(stack: ExitStack, name: str | None, default: IO[bytes] | None) 
         raise UsageError(f"cannot write {name}: {exc.strerror}") from None
 
 
-def _lines(fh: IO[bytes]) -> Iterator[bytes]:
-    yield from fh
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_rule_config(args.config)
     with ExitStack() as stack:
@@ -66,7 +61,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         total = None if None in sizes else sum(s or 0 for s in sizes)
         bar = ProgressBar(total, "replay: reading")
         for name, fh, _ in inputs:
-            replay.read(name, _lines(fh), bar.advance)
+            replay.read(name, fh, bar.advance)
         bar.close(f"{sum(replay.summary.events_by_kind.values())} lines")
         summary = replay.run()
         if args.summary_json:
