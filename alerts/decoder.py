@@ -131,6 +131,13 @@ class Decoder:
 
     def decode(self, raw: bytes) -> Decoded:
         """Decode one message; never raises on any input."""
+        return self._decode(raw, True)
+
+    def decode_by_models(self, raw: bytes) -> Decoded:
+        """Decode one message through the pydantic wire models only (the reference path)."""
+        return self._decode(raw, False)
+
+    def _decode(self, raw: bytes, lean: bool) -> Decoded:
         if len(raw) > MAX_MESSAGE_BYTES:
             return DeadLetter("too_large", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", raw)
         try:
@@ -138,17 +145,7 @@ class Decoder:
         except orjson.JSONDecodeError as exc:
             return self._decode_standard(raw, exc)
         # orjson output holds no lone surrogates, which the lean checks could not tell apart.
-        return self._decode_object(obj, raw, True)
-
-    def decode_by_models(self, raw: bytes) -> Decoded:
-        """Decode one message through the pydantic wire models only (the reference path)."""
-        if len(raw) > MAX_MESSAGE_BYTES:
-            return DeadLetter("too_large", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}", raw)
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return self._decode_standard(raw, exc)
-        return self._decode_object(obj, raw, False)
+        return self._decode_object(obj, raw, lean)
 
     def _decode_standard(self, raw: bytes, exc: orjson.JSONDecodeError) -> Decoded:
         # orjson refuses numbers beyond a double (1e400) and NaN/Infinity literals; the
