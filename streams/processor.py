@@ -1,12 +1,12 @@
-"""Process one Kafka message of the live stream: decode, buffer, release, emit, write state.
+"""Process Kafka messages of the live stream: decode, buffer, release, emit, write state.
 
 This is the body of the Faust agent, kept free of Faust so it can be driven directly in tests.
-Per message, in this order: everything in memory is changed first; then the alerts are
-published and acknowledged; then dead letters are sent; then the changed states are written
-to the table (the changelog), so a state never runs ahead of the alerts it emitted. An
-exception while processing leaves no trace: unflushed changes are dropped, the indices are
-rebuilt from the table, and the message (or the buffered event or timer that failed) is set
-aside with reason `processing_error`.
+Per batch of messages, in this order: everything in memory is changed first; then the alerts
+are published and acknowledged; then dead letters are sent; then the changed states are
+written to the table (the changelog), so a state never runs ahead of the alerts it emitted.
+An exception while processing leaves no trace: unflushed changes are dropped, the indices are
+rebuilt from the table, and the batch is taken again one message at a time, where the message
+(or the buffered event or timer) that fails is set aside with reason `processing_error`.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class StreamProcessor:
         self._stale = True
         self._next_offset.clear()
 
-    # -- one message ----------------------------------------------------------------------
+    # -- messages -------------------------------------------------------------------------
 
     async def handle_batch(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
         """Process consumed messages in order; write each changed state once at the end.
