@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from streams.app import AckHold, build_app
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import topic_specs
+from streams.transport import DrainingConsumer, DrainingTransport
 from streams.worker import (
     RUNNING_MARKER,
     UnsupportedGuarantee,
@@ -100,3 +101,10 @@ def test_a_released_batch_is_acknowledged_by_the_streams_own_ack():
     AckHold(batch).release()
     assert all(e.message.ack(None) for e in batch)
     assert all(e.message.acked for e in batch)
+
+
+def test_the_app_consumes_through_the_draining_consumer(tmp_path):
+    settings = Settings(data_dir=tmp_path, store="memory://")
+    app = build_app(settings, CollectorRegistry())
+    assert isinstance(app.transport, DrainingTransport)
+    assert app.transport.Consumer is DrainingConsumer
