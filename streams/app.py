@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 import faust
 import faust.streams as faust_streams
-from faust.types import TP, EventT
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.metrics import StreamMetrics
-from streams.processor import TICK, InputMessage, StreamProcessor
+from streams.processor import TICK, InputMessage, PartitionScope, StreamProcessor
 from streams.settings import Settings
 from streams.state_store import PatientStore
 from streams.transport import SentinelApp
@@ -28,6 +28,8 @@ from streams.transport import SentinelApp
 log = logging.getLogger("kmg.app")
 
 TABLE_NAME = "patients"
+_FIRST_RETRY_SECONDS = 0.5
+_LAST_RETRY_SECONDS = 10.0
 
 
 class TopicOutbox:
@@ -85,35 +87,75 @@ class ConsumerBacklog:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.inputs}
 
 
-def _fields(m: Any) -> tuple[str, int, int, bytes | None, bytes | None]:
-    return m.topic, m.partition, m.offset, m.key, m.value
+class _ScopeMessage(NamedTuple):
+    topic: str
+    partition: int
 
 
-class AckHold:
-    """Keep a batch's messages from being acknowledged until `release` (one reference each)."""
+class _ScopeEvent:
+    """What Faust's tables read from the current event: its message's topic and partition."""
 
-    def __init__(self, batch: Sequence[EventT]) -> None:
-        self.messages = [e.message for e in batch]
-        for m in self.messages:
-            m.incref()
+    __slots__ = ("message", "__weakref__")
 
-    def release(self) -> None:
-        """Drop the hold: the stream's own acknowledgement then completes each message."""
-        for m in self.messages:
-            m.decref()
+    def __init__(self, message: _ScopeMessage) -> None:
+        self.message = message
 
 
-class EventScope:
-    """Make Faust's current event one of the batch's events on the partition being written."""
+class TableScope:
+    """Direct the agent's table reads and writes to one partition at a time."""
 
-    def __init__(self, batch: Sequence[EventT]) -> None:
-        self.last = {e.message.partition: e for e in batch}
+    def __init__(self, source_topic: str) -> None:
+        self.source_topic = source_topic
+        self.events: dict[int, _ScopeEvent] = {}
 
     def __call__(self, partition: int) -> None:
-        # Faust tables and stores take a write's partition from the current event, which the
-        # stream sets per event only. Setting the context variable `current_event()` reads
-        # touches this task alone, not the stream's own iteration (another task).
-        faust_streams._current_event.set(weakref.ref(self.last[partition]))
+        # Faust tables and stores take a read's or write's partition from the current event
+        # (a context variable that its streams set per event). The agent has no Faust events,
+        # so it sets one per partition; it touches the agent's own task alone.
+        event = self.events.get(partition)
+        if event is None:
+            event = self.events[partition] = _ScopeEvent(
+                _ScopeMessage(self.source_topic, partition)
+            )
+        faust_streams._current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+
+
+class RetryingAgent:
+    """The agent body: handle each batch; retry one whose outputs could not be written."""
+
+    def __init__(
+        self,
+        processor: StreamProcessor,
+        scope: PartitionScope,
+        metrics: StreamMetrics,
+        stopping: Callable[[], bool],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.processor = processor
+        self.scope = scope
+        self.metrics = metrics
+        self.stopping = stopping
+        self.sleep = sleep
+
+    async def __call__(self, msgs: list[InputMessage]) -> None:
+        """Handle the batch; until it succeeds, forget memory, wait and take it again."""
+        delay = _FIRST_RETRY_SECONDS
+        while True:
+            try:
+                await self.processor.handle_batch(msgs, self.scope)
+                return
+            except Exception as exc:  # noqa: BLE001 - outputs failed (the broker): never stop
+                self.processor.on_rebalance()  # the table is the truth again
+                if self.stopping():
+                    raise  # unacknowledged: the next owner of its partitions takes it again
+                self.metrics.batch_retries.inc()
+                log.error(
+                    "could not write a batch's outputs (%s); taking it again in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+                await self.sleep(delay)
+                delay = min(delay * 2, _LAST_RETRY_SECONDS)
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -139,6 +181,8 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         producer_linger=settings.producer_linger_seconds,
         # Changelog records (one per changed patient) come in bursts: fewer, larger requests.
         producer_max_batch_size=settings.producer_batch_bytes,
+        # The most records one fetch, hence one batch of the agent, may hold.
+        broker_max_poll_records=settings.batch_max_messages,
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -177,18 +221,13 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         idle_advance=settings.idle_advance,
     )
 
-    @app.agent(source, name="kmg-sentinel-stream", concurrency=1)
-    async def stream(events: faust.StreamT[bytes]) -> None:
-        # take_events acknowledges a batch after this body, in a `finally`: even when the body
-        # was cancelled (shutdown) or failed. The hold keeps such a batch unacknowledged.
-        take = events.take_events  # type: ignore[attr-defined]  # Stream has it, StreamT not
-        batches = take(settings.batch_max_messages, settings.batch_seconds)
-        async for batch in batches:
-            hold = AckHold(batch)
-            await processor.handle_batch(
-                [InputMessage(*_fields(e.message)) for e in batch], EventScope(batch)
-            )
-            hold.release()
+    # The one agent over labs, meds and ticks (concurrency 1): the consumer hands it each
+    # fetch of the three topics whole (streams/transport.py).
+    app.topics.add(source)
+    app.consume_in_batches(
+        source.topics,
+        RetryingAgent(processor, TableScope(settings.topic_labs), metrics, lambda: app.should_stop),
+    )
 
     @app.timer(settings.tick_interval_seconds)
     async def send_ticks() -> None:

@@ -92,6 +92,11 @@ class StreamMetrics:
             "Exceptions raised while processing a message, an event or a timer",
             registry=registry,
         )
+        self.batch_retries = Counter(
+            "kmg_batch_retries_total",
+            "Batches taken again because their alerts or states could not be written",
+            registry=registry,
+        )
         self.processing_seconds = Histogram(
             "kmg_event_processing_seconds",
             "Time to process one message, alerts acknowledged and state written",

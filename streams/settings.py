@@ -93,7 +93,6 @@ class Settings(BaseSettings):
     producer_batch_bytes: int = Field(default=262_144, ge=1_024)
     state_cache_size: int = Field(default=50_000, ge=0)
     batch_max_messages: int = Field(default=5_000, ge=1)
-    batch_seconds: float = Field(default=0.05, gt=0)
     log_level: LogLevel = LogLevel.INFO
 
     k_low: float | None = None

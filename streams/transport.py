@@ -1,63 +1,126 @@
-"""The Kafka transport of the worker: Faust's aiokafka driver, with a leaner message drain.
+"""The Kafka transport of the worker: Faust's aiokafka driver, with the input read in batches.
 
-Faust hands each fetched message to its conductor inside `wait_first`, which creates four
-tasks and an `asyncio.wait` per message so that a flow suspension (a rebalance) can abandon
-a delivery blocked on a full stream buffer. That costs more than everything else Faust does
-per message. Here a message is delivered with a plain await while the flow runs, and through
-`wait_first` as before once it is suspended. A delivery that blocks and then outlives a
-rebalance reaches the stream with an old generation id, and Faust's stream skips those.
+Faust turns every fetched record into a message, an event and a stream step, and delivers it
+through `wait_first`, which creates four tasks and an `asyncio.wait` per message. On this
+service's input that costs more than the rules engine. So each fetch of the input topics is
+handed whole to one batch handler (the stream's agent body, concurrency 1), and the records'
+offsets are acknowledged in Faust's own bookkeeping once it returns: Faust still owns the
+group, the assignment, table recovery (which pauses the partitions it restores) and the
+commits. Records of every other topic (the table's changelog during recovery) take Faust's
+own path. A batch being handled holds a rebalance back in `wait_empty`, as an unacknowledged
+message does in Faust.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TransportT
+from faust.types import TP, TransportT
+
+from streams.processor import InputMessage
 
 
-class DrainingConsumer(driver.Consumer):
-    """Faust's aiokafka consumer with a drain loop that awaits each delivery directly."""
+class BatchHandler(Protocol):
+    """The agent body: handle one fetch of input records, in partition order."""
+
+    async def __call__(self, msgs: list[InputMessage]) -> None:
+        """Handle the records; return once their outputs are written and may be committed."""
+        ...
+
+
+class BatchConsumer(driver.Consumer):
+    """Faust's aiokafka consumer that hands each fetch of the input topics to a batch handler."""
+
+    _idle: asyncio.Event | None = None
+
+    @property
+    def idle(self) -> asyncio.Event:
+        """Return the event that is set while no batch is being handled."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._idle
+
+    async def wait_empty(self) -> None:
+        """Wait for the batch being handled, then for Faust's own unacknowledged messages."""
+        while not self.idle.is_set() and not self.should_stop:
+            try:
+                await asyncio.wait_for(self.idle.wait(), timeout=1.0)
+            except TimeoutError:
+                self.log.info("wait_empty: waiting for the batch being handled")
+        await super().wait_empty()
+
+    def acknowledge(self, offsets: dict[TP, list[int]]) -> None:
+        """Mark handled offsets as acknowledged, as Faust's `ack` does one message at a time."""
+        committed_offsets = self._committed_offset
+        for tp, handled in offsets.items():
+            committed = committed_offsets[tp]
+            if committed is not None:
+                handled = [o for o in handled if o >= committed]
+            index = self._acked_index[tp]
+            fresh = [o for o in handled if o not in index]
+            index.update(fresh)
+            self._acked[tp].extend(fresh)
+            self._n_acked += len(fresh)
+
+    def split(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, batch_topics: frozenset[str]
+    ) -> tuple[list[InputMessage], dict[TP, list[int]], list[tuple[TP, Any]]]:
+        """Split a fetch into input messages (with their offsets) and other topics' records."""
+        msgs: list[InputMessage] = []
+        offsets: dict[TP, list[int]] = {}
+        others: list[tuple[TP, Any]] = []
+        read_offset = self._read_offset
+        buffered = self._buffered_partitions
+        for tp, record in self.scheduler.iterate(records):
+            if active is not None and tp not in active and tp not in buffered:
+                continue  # paused or revoked since the fetch
+            offset = record.offset
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # already handled before a seek
+            read_offset[tp] = offset
+            if tp.topic in batch_topics:
+                msgs.append(
+                    InputMessage(record.topic, record.partition, offset, record.key, record.value)
+                )
+                offsets.setdefault(tp, []).append(offset)
+            else:
+                others.append((tp, record))
+        return msgs, offsets, others
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - broker-driven
-        """Read messages with getmany and hand each to the conductor, in partition order."""
-        callback = self.callback
+        """Fetch records; hand input batches to the handler, other records to the conductor."""
+        app: SentinelApp = self.app  # type: ignore[assignment]
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        suspended = self.suspend_flow.is_set
-        since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch = self.getmany(timeout=1.0)
-                # getmany may return at once many times in a row: let other tasks run.
+                generation = app.consumer_generation_id
+                records, active = await self._wait_next_records(1.0)
+                # _wait_next_records may return at once many times in a row: let others run.
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                async for tp, message in batch:
-                    since_yield += 1
-                    if since_yield > 100:
-                        await asyncio.sleep(0)
-                        since_yield = 0
-                    offset = message.offset
-                    last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # already delivered before a seek
-                    if last and offset - last > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, last + 1, offset)
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
-                    if suspended():
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    else:
-                        await callback(message)
-                    read_offset[tp] = offset
+                if not records:
+                    continue
+                if not self.flow_active or app.consumer_generation_id != generation:
+                    await self.perform_seek()  # a rebalance began: read again from commits
+                    continue
+                await self._gaps(records)
+                msgs, offsets, others = self.split(records, active, app.batch_topics)
+                if msgs:
+                    await self._handle(app.batch_handler, msgs, offsets)
+                await self._deliver(others)
+                if self._commit_every is not None and self._n_acked >= self._commit_every:
+                    self._n_acked = 0
+                    await self.commit()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -67,16 +130,69 @@ class DrainingConsumer(driver.Consumer):
                 raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+            self.idle.set()
+
+    async def _handle(
+        self, handler: BatchHandler, msgs: list[InputMessage], offsets: dict[TP, list[int]]
+    ) -> None:
+        self.idle.clear()
+        task = asyncio.ensure_future(handler(msgs))
+        try:
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # A stop while a batch is half done: what it published must also be written
+                # and acknowledged, or a restart would publish its alerts a second time.
+                await task
+                self.acknowledge(offsets)
+                raise
+            self.acknowledge(offsets)
+        finally:
+            self.idle.set()
+
+    async def _gaps(self, records: Mapping[TP, list[Any]]) -> None:
+        # Offsets skipped by the broker (compaction, transaction markers) still count as read.
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        for tp, batch in records.items():
+            last = self._read_offset[tp]
+            if not acks_enabled_for(tp.topic):
+                continue
+            for record in batch:
+                offset = record.offset
+                if last and offset - last > 1:
+                    await self._add_gap(tp, last + 1, offset)
+                last = offset
+
+    async def _deliver(self, others: Iterable[tuple[TP, Any]]) -> None:
+        callback, to_message = self.callback, self._to_message
+        for tp, record in others:
+            message = to_message(tp, record)
+            if self.suspend_flow.is_set():
+                await self.wait_first(callback(message), self.suspend_flow.wait())
+            else:
+                await callback(message)
 
 
-class DrainingTransport(driver.Transport):
-    """The aiokafka transport with the draining consumer."""
+class BatchTransport(driver.Transport):
+    """The aiokafka transport with the batch consumer."""
 
-    Consumer = DrainingConsumer
+    Consumer = BatchConsumer
+
+
+async def _no_handler(msgs: list[InputMessage]) -> None:
+    raise RuntimeError("input records arrived before a batch handler was set")
 
 
 class SentinelApp(faust.App):
-    """The Faust app, consuming through the draining transport."""
+    """The Faust app, reading its input topics in batches through the batch transport."""
+
+    batch_topics: frozenset[str] = frozenset()
+    batch_handler: BatchHandler = staticmethod(_no_handler)
+
+    def consume_in_batches(self, topics: Iterable[str], handler: BatchHandler) -> None:
+        """Hand every fetch of these (subscribed) topics to the handler."""
+        self.batch_topics = frozenset(topics)
+        self.batch_handler = handler
 
     def _new_transport(self) -> TransportT:
-        return DrainingTransport(self.conf.broker_consumer, self)
+        return BatchTransport(self.conf.broker_consumer, self)

@@ -8,14 +8,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.types import Message
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from streams.app import AckHold, build_app
+from streams.app import RetryingAgent, TableScope, build_app
+from streams.metrics import StreamMetrics
+from streams.processor import InputMessage
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import topic_specs
-from streams.transport import DrainingConsumer, DrainingTransport
+from streams.transport import BatchConsumer, BatchTransport
 from streams.worker import (
     RUNNING_MARKER,
     UnsupportedGuarantee,
@@ -80,31 +82,163 @@ def test_an_unknown_log_level_is_refused():
         Settings(log_level="verbose")
 
 
-def _events(n: int) -> list[Any]:
-    messages = [
-        Message("t.labs", 0, offset, 0.0, 0, None, b"P1", b"{}", None) for offset in range(n)
-    ]
-    for m in messages:
-        m.incref()  # the stream's reference, as the conductor takes it on delivery
-    return [SimpleNamespace(message=m) for m in messages]
-
-
-def test_a_held_batch_is_not_acknowledged_by_the_streams_own_ack():
-    batch = _events(3)
-    AckHold(batch)  # handling never finished (cancelled or failed): no release
-    assert not any(e.message.ack(None) for e in batch)  # what take_events does in `finally`
-    assert not any(e.message.acked for e in batch)
-
-
-def test_a_released_batch_is_acknowledged_by_the_streams_own_ack():
-    batch = _events(3)
-    AckHold(batch).release()
-    assert all(e.message.ack(None) for e in batch)
-    assert all(e.message.acked for e in batch)
-
-
-def test_the_app_consumes_through_the_draining_consumer(tmp_path):
-    settings = Settings(data_dir=tmp_path, store="memory://")
+def _consumer(tmp_path: Any) -> tuple[Any, BatchConsumer]:
+    settings = Settings(data_dir=tmp_path, store="memory://", topic_prefix="t.")
     app = build_app(settings, CollectorRegistry())
-    assert isinstance(app.transport, DrainingTransport)
-    assert app.transport.Consumer is DrainingConsumer
+    return app, app.consumer
+
+
+def _record(topic: str, partition: int, offset: int) -> Any:
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=b"P1", value=b"{}")
+
+
+def test_the_app_consumes_its_inputs_in_batches(tmp_path):
+    app, consumer = _consumer(tmp_path)
+    assert isinstance(app.transport, BatchTransport)
+    assert isinstance(consumer, BatchConsumer)
+    assert app.batch_topics == {"t.labs", "t.meds", "t.ticks"}
+    assert isinstance(app.batch_handler, RetryingAgent)
+
+
+def test_a_fetch_splits_into_input_batches_in_partition_order_and_other_records(tmp_path):
+    app, consumer = _consumer(tmp_path)
+    labs0, labs1, meds0 = TP("t.labs", 0), TP("t.labs", 1), TP("t.meds", 0)
+    changelog, paused = TP("t-patients-changelog", 0), TP("t.meds", 1)
+    consumer._read_offset[labs1] = 11  # read up to 11 before a seek back
+    records = {
+        labs0: [_record("t.labs", 0, o) for o in (5, 6, 7)],
+        labs1: [_record("t.labs", 1, o) for o in (10, 11, 12)],
+        meds0: [_record("t.meds", 0, 3)],
+        changelog: [_record("t-patients-changelog", 0, 0)],
+        paused: [_record("t.meds", 1, 0)],
+    }
+    active = {labs0, labs1, meds0, changelog}
+    msgs, offsets, others = consumer.split(records, active, app.batch_topics)
+    assert all(isinstance(m, InputMessage) for m in msgs)
+    assert [m.offset for m in msgs if m.topic == "t.labs" and m.partition == 0] == [5, 6, 7]
+    assert [m.offset for m in msgs if m.topic == "t.labs" and m.partition == 1] == [11, 12]
+    assert offsets == {labs0: [5, 6, 7], labs1: [11, 12], meds0: [3]}
+    assert [tp for tp, _ in others] == [changelog]
+    assert consumer._read_offset[labs0] == 7 and consumer._read_offset[paused] is None
+
+
+def test_acknowledged_batches_are_what_faust_commits(tmp_path):
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 5
+    consumer.acknowledge({tp: [3, 4, 5, 6]})  # 3 and 4 were committed before
+    consumer.acknowledge({tp: [6, 7]})  # a repeat counts once
+    assert consumer._acked[tp] == [5, 6, 7]
+    assert consumer._n_acked == 3
+    assert consumer._new_offset(tp) == 8
+
+
+def test_a_stop_during_a_batch_lets_it_finish_and_acknowledges_it(tmp_path):
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 0
+    release = asyncio.Event()
+    handled: list[int] = []
+
+    async def handler(msgs: list[InputMessage]) -> None:
+        await release.wait()
+        handled.extend(m.offset for m in msgs)
+
+    async def scenario() -> None:
+        msgs = [InputMessage("t.labs", 0, o, b"P1", b"{}") for o in (0, 1)]
+        task = asyncio.ensure_future(consumer._handle(handler, msgs, {tp: [0, 1]}))
+        await asyncio.sleep(0.01)
+        assert not consumer.idle.is_set()
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not task.done()  # still finishing the batch
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert consumer.idle.is_set()
+
+    asyncio.run(scenario())
+    assert handled == [0, 1]
+    assert consumer._new_offset(tp) == 2
+
+
+def test_a_rebalance_waits_for_the_batch_being_handled(tmp_path, monkeypatch):
+    _, consumer = _consumer(tmp_path)
+    committed: list[str] = []
+
+    async def commit_and_end_transactions() -> None:
+        committed.append("done")
+
+    monkeypatch.setattr(consumer, "commit_and_end_transactions", commit_and_end_transactions)
+
+    async def scenario() -> None:
+        consumer.idle.clear()
+        waiting = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and committed == []
+        consumer.idle.set()
+        await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+    assert committed == ["done"]
+
+
+class _FlakyProcessor:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.forgotten = 0
+
+    async def handle_batch(self, msgs: list[InputMessage], scope: Any) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("broker gone")
+
+    def on_rebalance(self) -> None:
+        self.forgotten += 1
+
+
+def _agent(processor: Any, stopping: bool = False) -> tuple[RetryingAgent, list[float], Any]:
+    registry = CollectorRegistry()
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    scope = TableScope("t.labs")
+    agent = RetryingAgent(processor, scope, StreamMetrics(registry), lambda: stopping, sleep)
+    return agent, delays, registry
+
+
+def test_a_batch_whose_outputs_fail_is_taken_again_from_the_table_with_backoff():
+    processor = _FlakyProcessor(failures=3)
+    agent, delays, registry = _agent(processor)
+    asyncio.run(agent([InputMessage("t.labs", 0, 0, b"P1", b"{}")]))
+    assert processor.calls == 4 and processor.forgotten == 3
+    assert delays == [0.5, 1.0, 2.0]
+    assert registry.get_sample_value("kmg_batch_retries_total") == 3
+
+
+def test_a_failing_batch_is_left_unacknowledged_when_the_worker_stops():
+    processor = _FlakyProcessor(failures=1)
+    agent, delays, _ = _agent(processor, stopping=True)
+    with pytest.raises(ConnectionError):
+        asyncio.run(agent([InputMessage("t.labs", 0, 0, b"P1", b"{}")]))
+    assert processor.calls == 1 and delays == []
+
+
+def test_the_table_scope_makes_faust_read_and_write_the_partition():
+    import faust.streams
+
+    scope = TableScope("t.labs")
+
+    async def scenario() -> list[tuple[str, int]]:
+        seen = []
+        for p in (3, 0, 3):
+            scope(p)
+            event = faust.streams.current_event()
+            assert event is not None
+            seen.append((event.message.topic, event.message.partition))
+        return seen
+
+    assert asyncio.run(scenario()) == [("t.labs", 3), ("t.labs", 0), ("t.labs", 3)]
