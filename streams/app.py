@@ -33,16 +33,20 @@ _LAST_RETRY_SECONDS = 10.0
 
 
 class TopicOutbox:
-    """Alerts and dead letters to their Kafka topics, on the partition being processed."""
+    """Alerts and dead letters to their Kafka topics, through the app's producer."""
 
-    def __init__(self, alerts: faust.types.TopicT, dead_letters: faust.types.TopicT) -> None:
+    def __init__(self, app: faust.App, alerts: str, dead_letters: str) -> None:
+        # The producer itself, not Faust's topic objects: their per-record bookkeeping (future
+        # messages, attachments) cost more than the record.
+        self.app = app
         self.alerts = alerts
         self.dead_letters = dead_letters
 
     async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
         """Send the alerts and wait until the broker has acknowledged every one."""
+        send, topic = self.app.producer.send, self.alerts
         pending = [
-            await self.alerts.send(key=key, value=value, partition=partition, force=True)
+            await send(topic, key, value, partition, None, None)
             for partition, key, value in records
         ]
         await asyncio.gather(*pending)
@@ -50,10 +54,9 @@ class TopicOutbox:
     async def dead_letter(
         self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
     ) -> None:
-        """Queue one dead letter (the commit that follows flushes it)."""
-        await self.dead_letters.send(
-            key=key, value=value, partition=partition, headers=headers, force=True
-        )
+        """Send one dead letter and wait until the broker has acknowledged it."""
+        send = self.app.producer.send
+        await (await send(self.dead_letters, key, value, partition, None, headers))
 
 
 class ConsumerBacklog:
@@ -198,8 +201,6 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         partitions=settings.partitions,
         **raw,
     )
-    alerts = app.topic(settings.topic_alerts, partitions=settings.partitions, **raw)
-    dead_letters = app.topic(settings.topic_dead_letter, partitions=settings.partitions, **raw)
     ticks = app.topic(settings.topic_ticks, partitions=settings.partitions, **raw)
     table = app.Table(
         TABLE_NAME,
@@ -213,7 +214,7 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     processor = StreamProcessor(
         cfg,
         PatientStore(table, settings.state_cache_size, all_values=lambda: table.data.values()),
-        TopicOutbox(alerts, dead_letters),
+        TopicOutbox(app, settings.topic_alerts, settings.topic_dead_letter),
         ConsumerBacklog(app, settings.input_topics),
         metrics,
         inputs=settings.input_topics,

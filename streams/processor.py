@@ -181,6 +181,8 @@ class StreamProcessor:
                     scoped = msg.partition
                 self._next_offset[msg.topic, msg.partition] = msg.offset + 1
                 counted.append(self._process(msg, wall))
+            if self.idle_advance:
+                self._idle_after(msgs, scope)
         except Exception:  # noqa: BLE001 - retried below, message by message
             log.debug("batch failed; taking it one message at a time", exc_info=True)
             self.store.discard()
@@ -218,6 +220,18 @@ class StreamProcessor:
         await self._emit()
         self.store.flush()
         self._after([msg], wall, time.perf_counter() - started)
+
+    def _idle_after(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
+        """Let the batch's caught-up partitions' W move on at wall-clock rate (section 3).
+
+        W advances at wall-clock rate while a partition receives nothing; ticks apply that
+        every few seconds on a quiet partition. Applied at the end of each batch too, a timer
+        due at the time of the batch's last message runs now, not a batch later.
+        """
+        now = self.wall()
+        for p in {m.partition for m in msgs if m.topic != self.ticks}:
+            scope(p)
+            self.clocks[p].idle(self._behind(p), now)
 
     def _after(self, msgs: list[InputMessage], wall: float, seconds: float) -> None:
         per_message = seconds / len(msgs)

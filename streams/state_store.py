@@ -40,9 +40,12 @@ class PatientStore:
         self._cache: OrderedDict[str, PatientState] = OrderedDict()
         self._dirty: dict[str, tuple[int, PatientState]] = {}
         self._dirty_clocks: dict[int, dict[str, Any]] = {}
+        # Patient ids in the table per scanned partition: only this worker writes its
+        # partitions, so an id missing here is a new patient, with no table read needed.
+        self._known: dict[int, set[str]] = {}
         self.reads = 0  # table reads (cache misses)
 
-    def get(self, patient_id: str) -> PatientState | None:
+    def get(self, patient_id: str, partition: int | None = None) -> PatientState | None:
         """Return the patient's state: written this message, cached, or from the table."""
         entry = self._dirty.get(patient_id)
         if entry is not None:
@@ -52,6 +55,10 @@ class PatientStore:
         if state is not None:
             cache.move_to_end(patient_id)
             return state
+        if partition is not None:
+            known = self._known.get(partition)
+            if known is not None and patient_id not in known:
+                return None
         raw = self.table.get(patient_id)
         self.reads += 1
         if raw is None:
@@ -67,6 +74,9 @@ class PatientStore:
     def put(self, partition: int, state: PatientState) -> None:
         """Record a write of the patient's state, made while processing `partition`."""
         self._dirty[state.patient_id] = (partition, state)
+        known = self._known.get(partition)
+        if known is not None:
+            known.add(state.patient_id)
 
     def put_clock(self, partition: int, clock: dict[str, Any]) -> None:
         """Record a write of a partition's clock."""
@@ -118,11 +128,12 @@ class PatientStore:
         """Forget unflushed writes and the cache (both may hold half-applied changes)."""
         self._dirty.clear()
         self._dirty_clocks.clear()
-        self._cache.clear()
+        self.forget_cache()
 
     def forget_cache(self) -> None:
-        """Drop cached states (after a rebalance the table is the only truth)."""
+        """Drop cached states and known ids (after a rebalance the table is the only truth)."""
         self._cache.clear()
+        self._known.clear()
 
     def scan(
         self, partitions: set[int]
@@ -138,6 +149,8 @@ class PatientStore:
                 states[stored.partition].append(stored.state)
             else:
                 clocks[stored.partition] = stored.clock  # type: ignore[union-attr]
+        for p, found in states.items():
+            self._known[p] = {s.patient_id for s in found}
         return states, clocks
 
     def view(self, partition: int) -> PartitionStates:
@@ -153,11 +166,11 @@ class PartitionStates(MutableMapping[str, PatientState]):
         self.partition = partition
 
     def get(self, key: str, default: Any = None) -> Any:
-        state = self.store.get(key)
+        state = self.store.get(key, self.partition)
         return default if state is None else state
 
     def __getitem__(self, key: str) -> PatientState:
-        state = self.store.get(key)
+        state = self.store.get(key, self.partition)
         if state is None:
             raise KeyError(key)
         return state
