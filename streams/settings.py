@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     # How long the group waits for a worker that stopped heartbeating (SIGKILL) before its
     # partitions move; Faust's default.
     session_timeout_seconds: float = Field(default=60.0, ge=6)
-    producer_linger_seconds: float = Field(default=0.005, ge=0)
+    # A batch waits for its alerts' acks: lingering would add to every alert's latency, and
+    # a batch's changelog records are queued together anyway.
+    producer_linger_seconds: float = Field(default=0.0, ge=0)
     producer_batch_bytes: int = Field(default=262_144, ge=1_024)
     state_cache_size: int = Field(default=50_000, ge=0)
     batch_max_messages: int = Field(default=5_000, ge=1)
