@@ -300,51 +300,18 @@ def test_without_idle_advance_a_quiet_partition_keeps_its_watermark(cfg):
     assert rig.outbox.alerts == []
 
 
-def _pair_now(pid: str, at: str, collected: str) -> list[bytes]:
-    """A low potassium resulted at `at` and a potassium chloride order at the same instant."""
-    lab = {
-        "kind": "lab_result",
-        "event_id": f"{pid}-k",
-        "patient_id": pid,
-        "encounter_id": f"E-{pid}",
-        "location": "ICU-A",
-        "code": "2823-3",
-        "value": 3.2,
-        "unit": "mmol/L",
-        "collected_at": collected,
-        "resulted_at": at,
-        "status": "final",
-    }
-    order = {
-        "kind": "medication",
-        "event_id": f"{pid}-o",
-        "patient_id": pid,
-        "encounter_id": f"E-{pid}",
-        "location": "ICU-A",
-        "action": "ordered",
-        "code": "8591",
-        "name": "Potassium chloride ER 20 mEq tablet",
-        "route": "PO",
-        "dose": 20,
-        "dose_unit": "mEq",
-        "at": at,
-        "order_id": f"O-{pid}",
-    }
-    return [orjson.dumps(lab), orjson.dumps(order)]
-
-
 @pytest.mark.parametrize("idle_advance", [True, False])
 def test_a_batch_ends_by_letting_its_caught_up_partitions_time_run_on(idle_advance):
     # Hold and lateness 0: the evaluation is due at the order's own time and runs once W
     # passes it. Without idle advance that needs a later message; with it, the batch's end.
     cfg0 = Settings(hold_minutes=0, allowed_lateness_minutes=0).rule_config()
-    now = 1_900_000_000.0  # 2030-03-17T17:46:40Z
-    lines = _pair_now("P1", "2030-03-17T17:46:40Z", "2030-03-17T17:36:40Z")
+    lines = _lines(SCENARIO_01)[:2]  # K 3.2 resulted 06:45, KCl ordered 08:00
+    now = 1_709_539_200.0  # 2024-03-04T08:00:00Z: the order is available now
     rig = _rig(cfg0, lines, partitions=1, final=False, idle_advance=idle_advance, wall=now)
     clock = itertools.count()
     rig.processor.wall = lambda: now + 0.001 * next(clock)  # 1 ms passes per reading
     msgs = [
-        InputMessage(topic, 0, 0, b"P1", rig.broker.logs[topic, 0][0][1]) for topic in (LABS, MEDS)
+        InputMessage(topic, 0, 0, b"P01", rig.broker.logs[topic, 0][0][1]) for topic in (LABS, MEDS)
     ]
     asyncio.run(rig.processor.handle_batch(msgs, rig.table.scope))
     expected = [("MG_NOT_CHECKED", "firing")] if idle_advance else []
