@@ -19,6 +19,7 @@ import faust.streams as faust_streams
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
 from streams.processor import TICK, InputMessage, PartitionScope, StreamProcessor
 from streams.settings import Settings
@@ -211,9 +212,19 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         help="Per-patient engine state and per-partition clocks (orjson bytes)",
     )
     metrics = StreamMetrics(registry)
+    # Faust's producer wraps the aiokafka producer it starts; batches go to that one directly.
+    producer: Any = app.producer
+    changelog = ChangelogWriter(table, lambda: producer._ensure_producer())
+    app.changelog_failure = lambda: changelog.failure
+    store = PatientStore(
+        table,
+        settings.state_cache_size,
+        all_values=lambda: table.data.values(),
+        writer=changelog,
+    )
     processor = StreamProcessor(
         cfg,
-        PatientStore(table, settings.state_cache_size, all_values=lambda: table.data.values()),
+        store,
         TopicOutbox(app, settings.topic_alerts, settings.topic_dead_letter),
         ConsumerBacklog(app, settings.input_topics),
         metrics,

@@ -196,7 +196,7 @@ class StreamProcessor:
         for kind, outcome in counted:
             self._count(kind, outcome)
         await self._emit()
-        self.store.flush(scope)
+        await self.store.flush(scope)
         self._after(msgs, wall, time.perf_counter() - started)
 
     async def handle(self, msg: InputMessage) -> None:
@@ -212,13 +212,13 @@ class StreamProcessor:
                 counted = self._process(msg, wall)
                 break
             except Exception as exc:  # noqa: BLE001 - the stream must not stop on one message
-                if not self._set_aside(msg, exc, attempt):
+                if not await self._set_aside(msg, exc, attempt):
                     counted = ("unknown", "processing_error")
                     break
         if counted is not None:
             self._count(*counted)
         await self._emit()
-        self.store.flush()
+        await self.store.flush()
         self._after([msg], wall, time.perf_counter() - started)
 
     def _idle_after(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
@@ -378,7 +378,7 @@ class StreamProcessor:
 
     # -- failures -------------------------------------------------------------------------
 
-    def _set_aside(self, msg: InputMessage, exc: Exception, attempt: int) -> bool:
+    async def _set_aside(self, msg: InputMessage, exc: Exception, attempt: int) -> bool:
         """Undo the failed attempt; return True to retry the message without the culprit."""
         culprit = self.engine.current
         self.store.discard()
@@ -393,7 +393,11 @@ class StreamProcessor:
             msg.offset,
         )
         log.debug("processing failure detail", exc_info=True)
-        if culprit is not None and attempt < _ATTEMPTS - 1 and self._drop_culprit(msg, *culprit):
+        if (
+            culprit is not None
+            and attempt < _ATTEMPTS - 1
+            and await self._drop_culprit(msg, *culprit)
+        ):
             return True
         if msg.topic != self.ticks:
             value = msg.value if msg.value is not None else b""
@@ -402,7 +406,7 @@ class StreamProcessor:
             self._letters = [_Letter(msg.partition, msg.key, value, PROCESSING_ERROR, headers)]
         return False
 
-    def _drop_culprit(self, msg: InputMessage, what: str, item: Any) -> bool:
+    async def _drop_culprit(self, msg: InputMessage, what: str, item: Any) -> bool:
         """Remove a failing buffered event or timer from its patient's stored state."""
         state = self.store.get(item.patient_id)
         if state is None:
@@ -412,13 +416,13 @@ class StreamProcessor:
                 return False
             state.timers.discard(item)
             self.store.put(msg.partition, state)
-            self.store.flush()
+            await self.store.flush()
             return True
         for i, entry in enumerate(state.pending):
             if entry[3] == item.event_id:
                 del state.pending[i]
                 self.store.put(msg.partition, state)
-                self.store.flush()  # a later failed attempt must not undo this
+                await self.store.flush()  # a later failed attempt must not undo this
                 headers = _headers(msg, PROCESSING_ERROR, "a buffered event failed when released")
                 headers.append(("buffered", b"true"))
                 self._aside.append(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from alerts.state import PatientState
+from streams.changelog import MappingWriter, TableWriter
 from streams.state_codec import (
     StoredClock,
     StoredPatient,
@@ -31,8 +32,10 @@ class PatientStore:
         table: MutableMapping[Any, Any],
         cache_size: int = 50_000,
         all_values: Callable[[], Iterable[bytes]] | None = None,
+        writer: TableWriter | None = None,
     ) -> None:
         self.table = table
+        self.writer = writer if writer is not None else MappingWriter(table)
         # A Faust table reads only the current event's partition through its mapping
         # interface; a scan needs the values of every assigned partition (its store's view).
         self.all_values = all_values if all_values is not None else table.values
@@ -93,35 +96,36 @@ class PatientStore:
         stored = decode_value(raw)
         return stored.clock if type(stored) is StoredClock else None
 
-    def flush(self, scope: Callable[[int], None] | None = None) -> int:
+    async def flush(self, scope: Callable[[int], None] | None = None) -> int:
         """Write every recorded state, then the clocks, partition by partition; count writes.
 
         `scope(partition)`, when given, is called before each partition's writes: a Faust table
-        takes the changelog partition of a write from the event being processed, which in a
-        batch has to be set to one of that partition's events.
+        store takes the partition of a write from the event being processed, which in a batch
+        has to be set to one of that partition's events.
         """
-        table, cache, cache_size = self.table, self._cache, self.cache_size
-        by_partition: dict[int, list[tuple[str, PatientState]]] = {}
+        cache, cache_size = self._cache, self.cache_size
+        by_partition: dict[int, list[tuple[str, bytes]]] = {}
         for pid, (partition, state) in self._dirty.items():
-            by_partition.setdefault(partition, []).append((pid, state))
-        for partition in self._dirty_clocks:
-            by_partition.setdefault(partition, [])
-        for partition, writes in by_partition.items():
-            if scope is not None:
-                scope(partition)
-            for pid, state in writes:
-                table[pid] = encode_patient(partition, state)
-                if cache_size:
-                    cache[pid] = state
-                    cache.move_to_end(pid)
-            clock = self._dirty_clocks.get(partition)
-            if clock is not None:
-                table[clock_key(partition)] = encode_clock(partition, clock)
+            writes = by_partition.get(partition)
+            if writes is None:
+                writes = by_partition[partition] = []
+            writes.append((pid, encode_patient(partition, state)))
+            if cache_size:
+                cache[pid] = state
+                cache.move_to_end(pid)
+        for partition, clock in self._dirty_clocks.items():
+            by_partition.setdefault(partition, []).append(
+                (clock_key(partition), encode_clock(partition, clock))
+            )
         written = len(self._dirty) + len(self._dirty_clocks)
         self._dirty.clear()
         self._dirty_clocks.clear()
         while len(cache) > cache_size:
             cache.popitem(last=False)
+        for partition, entries in by_partition.items():
+            if scope is not None:
+                scope(partition)
+            await self.writer.write(partition, entries)
         return written
 
     def discard(self) -> None:

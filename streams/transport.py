@@ -14,7 +14,7 @@ message does in Faust.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import faust
@@ -93,6 +93,19 @@ class BatchConsumer(driver.Consumer):
             else:
                 others.append((tp, record))
         return msgs, offsets, others
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        """Commit, unless a changelog write failed since the last commit: then crash."""
+        app: SentinelApp = self.app  # type: ignore[assignment]
+        await app.producer.flush()  # every changelog write so far is acknowledged or failed
+        failure = app.changelog_failure()
+        if failure is not None:
+            # The inputs whose states did not reach the changelog must be taken again.
+            await self.crash(failure)
+            return False
+        return await super()._commit_offsets(offsets, start_new_transaction)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - broker-driven
         """Fetch records; hand input batches to the handler, other records to the conductor."""
@@ -188,6 +201,7 @@ class SentinelApp(faust.App):
 
     batch_topics: frozenset[str] = frozenset()
     batch_handler: BatchHandler = staticmethod(_no_handler)
+    changelog_failure: Callable[[], BaseException | None] = staticmethod(lambda: None)
 
     def consume_in_batches(self, topics: Iterable[str], handler: BatchHandler) -> None:
         """Hand every fetch of these (subscribed) topics to the handler."""

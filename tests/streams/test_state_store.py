@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from alerts.state import PatientState
 from streams.state_codec import encode_patient
 from streams.state_store import PatientStore
@@ -34,7 +36,7 @@ def test_a_patient_written_after_the_scan_is_read_again_once_the_cache_forgets_i
     store, table = _store((0, "P1"))
     store.scan({0})
     store.put(0, PatientState("P5"))
-    store.flush()
+    asyncio.run(store.flush())
     assert "P5" in table
     assert store.get("P5", 0) is not None  # cache_size 0: from the table, known since the put
     assert store.reads == 1

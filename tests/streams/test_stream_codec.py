@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -58,7 +60,7 @@ def test_the_store_buffers_writes_until_flush_and_discard_forgets_them():
     a, b = PatientState("A"), PatientState("B")
     store.put(0, a)
     assert store.get("A") is a and table == {}
-    store.flush()
+    asyncio.run(store.flush())
     assert decode_value(table["A"]).state.to_dict() == a.to_dict()  # type: ignore[union-attr]
     a.seen["x"] = 1  # a change never flushed
     store.put(0, a)
@@ -66,7 +68,7 @@ def test_the_store_buffers_writes_until_flush_and_discard_forgets_them():
     assert store.get("A").seen == {}  # type: ignore[union-attr]
     store.put(1, b)
     store.put_clock(1, {"watermark": 3})
-    store.flush()
+    asyncio.run(store.flush())
     assert store.clock(1) == {"watermark": 3}
     states, clocks = store.scan({1})
     assert [s.patient_id for s in states[1]] == ["B"] and clocks == {1: {"watermark": 3}}

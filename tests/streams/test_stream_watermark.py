@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -198,7 +200,7 @@ def test_a_restored_clock_rebuilds_its_buffer_and_timers_from_the_states(cfg):
     for e in events:
         rig.arrive(e)
     rig.store.put_clock(0, rig.clock.snapshot())
-    rig.store.flush()
+    asyncio.run(rig.store.flush())
     assert (rig.clock.buffered(), rig.clock.pending_timers()) == (1, 1)
 
     alerts: list[Alert] = []
