@@ -66,15 +66,25 @@ class ConsumerBacklog:
     def __init__(self, app: faust.App, inputs: tuple[str, ...]) -> None:
         self.app = app
         self.inputs = inputs
+        # High watermarks as of the batch's fetch: read per message, they cost more than the
+        # rest of the watermark's work, and within a batch they are the fetch's anyway.
+        self._highs: dict[tuple[str, int], int] = {}
+
+    def refresh(self) -> None:
+        """Forget the high watermarks read for the last batch."""
+        self._highs.clear()
 
     def behind(self, topic: str, partition: int, next_offset: int | None) -> bool:
         """Say whether messages at or after our position exist; unknown counts as behind."""
-        try:
-            high = self.app.consumer.highwater(TP(topic, partition))
-        except Exception:  # noqa: BLE001 - not assigned or not fetched yet: assume a backlog
-            return True
+        high = self._highs.get((topic, partition))
         if high is None:
-            return True
+            try:
+                high = self.app.consumer.highwater(TP(topic, partition))
+            except Exception:  # noqa: BLE001 - not assigned or not fetched yet: assume a backlog
+                return True
+            if high is None:
+                return True
+            self._highs[topic, partition] = high
         return self.position(topic, partition, next_offset) < high
 
     def position(self, topic: str, partition: int, next_offset: int | None) -> int:

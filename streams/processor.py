@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -81,6 +82,10 @@ class Backlog(Protocol):
 
     def assigned(self) -> set[int]:
         """Return the partitions now assigned to this worker."""
+        ...
+
+    def refresh(self) -> None:
+        """Take the high watermarks afresh: each batch reads them as of its fetch."""
         ...
 
 
@@ -170,6 +175,7 @@ class StreamProcessor:
             return
         started = time.perf_counter()
         wall = self.wall()
+        self.backlog.refresh()
         counted: list[tuple[str, str]] = []
         self._out, self._letters, self._aside = [], [], []
         positions = dict(self._next_offset)  # the retry must see the backlog as it was
@@ -193,8 +199,8 @@ class StreamProcessor:
                 scope(msg.partition)
                 await self.handle(msg)
             return
-        for kind, outcome in counted:
-            self._count(kind, outcome)
+        for (kind, outcome), n in Counter(counted).items():
+            self._count(kind, outcome, n)
         await self._emit()
         await self.store.flush(scope)
         self._after(msgs, wall, time.perf_counter() - started)
@@ -234,11 +240,10 @@ class StreamProcessor:
             self.clocks[p].idle(self._behind(p), now)
 
     def _after(self, msgs: list[InputMessage], wall: float, seconds: float) -> None:
-        per_message = seconds / len(msgs)
-        observe = self.metrics.processing_seconds.observe
+        self.metrics.processing_seconds.observe(seconds / len(msgs), len(msgs))
+        ticks = self.ticks
         for msg in msgs:
-            observe(per_message)
-            if msg.topic == self.ticks:
+            if msg.topic == ticks:
                 self._gauges(msg.partition, wall)  # every few seconds per partition is enough
 
     def _gauges(self, partition: int, wall: float) -> None:
@@ -258,8 +263,15 @@ class StreamProcessor:
             force_write = counted[1] == "final"
         else:
             counted = self._input(clock, msg, wall)
-        if clock.final_offsets is not None and clock.maybe_finish(
-            lambda t: self.backlog.position(t, p, self._next_offset.get((t, p)))
+        final = clock.final_offsets
+        # Only a control message, or a message at or past its topic's final offset, can be
+        # the one that completes the drain: the others leave their own topic short of it.
+        if (
+            final is not None
+            and (msg.topic == self.ticks or msg.offset + 1 >= final.get(msg.topic, 0))
+            and clock.maybe_finish(
+                lambda t: self.backlog.position(t, p, self._next_offset.get((t, p)))
+            )
         ):
             log.info("partition %d drained by a final control message", p)
             force_write = True
@@ -369,12 +381,12 @@ class StreamProcessor:
             )
             self.metrics.dead_letter(letter.reason)
 
-    def _count(self, kind: str, outcome: str) -> None:
-        self.metrics.event(kind, outcome)
+    def _count(self, kind: str, outcome: str, n: int = 1) -> None:
+        self.metrics.event(kind, outcome, n)
         if outcome == _LATE:
-            self.metrics.late.inc()
+            self.metrics.late.inc(n)
         elif outcome == _DUPLICATE:
-            self.metrics.duplicates.inc()
+            self.metrics.duplicates.inc(n)
 
     # -- failures -------------------------------------------------------------------------
 

@@ -110,6 +110,9 @@ class Backlog:
     def assigned(self) -> set[int]:
         return set(range(self.broker.partitions))
 
+    def refresh(self) -> None:
+        """Read the end offsets live: the fake broker's are exact at every message."""
+
 
 class LoggedTable(dict[str, bytes]):
     """A dict that also keeps every write in order, like a changelog partition.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from streams.metrics import REASON_CLASSES, StreamMetrics, reason_class
+from streams.metrics import REASON_CLASSES, BatchHistogram, StreamMetrics, reason_class
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,33 @@ def test_the_bundle_exposes_its_metrics_on_the_injected_registry():
     ):
         assert line in text
     assert "furlongs" not in text  # label values come from fixed sets only
+
+
+@pytest.mark.parametrize(
+    "observations",
+    [
+        [(0.001, 1)],
+        [(0.0001, 3), (0.00011, 2), (0.7, 1)],
+        [(0.0, 5000), (0.1, 2), (0.1000001, 4), (2.5, 1)],
+    ],
+)
+def test_the_batch_histogram_exposes_what_one_observation_at_a_time_would(observations):
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    bounds = (0.0001, 0.001, 0.1, 0.5)
+    batch = BatchHistogram("kmg_x_seconds", "x", bounds, ours)
+    single = Histogram("kmg_x_seconds", "x", buckets=bounds, registry=theirs)
+    for value, count in observations:
+        batch.observe(value, count)
+        for _ in range(count):
+            single.observe(value)
+
+    def samples(registry):
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): round(s.value, 9)
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(ours) == samples(theirs)
+    assert samples(ours)[("kmg_x_seconds_count", ())] == sum(n for _, n in observations)

@@ -12,7 +12,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from streams.app import RetryingAgent, TableScope, build_app
+from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
 from streams.metrics import StreamMetrics
 from streams.processor import InputMessage
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
@@ -242,3 +242,25 @@ def test_the_table_scope_makes_faust_read_and_write_the_partition():
         return seen
 
     assert asyncio.run(scenario()) == [("t.labs", 3), ("t.labs", 0), ("t.labs", 3)]
+
+
+def test_the_backlog_reads_each_high_watermark_once_per_batch():
+    highs = {TP("t.labs", 0): 10, TP("t.meds", 0): 4}
+    reads: list[TP] = []
+
+    def highwater(tp: TP) -> int | None:
+        reads.append(tp)
+        return highs.get(tp)
+
+    app: Any = SimpleNamespace(consumer=SimpleNamespace(highwater=highwater, _committed_offset={}))
+    backlog = ConsumerBacklog(app, ("t.labs", "t.meds"))
+    backlog.refresh()
+    assert [backlog.behind("t.labs", 0, n) for n in (8, 9, 10)] == [True, True, False]
+    assert backlog.behind("t.meds", 0, None)  # committed offset unknown: from 0
+    assert backlog.behind("t.labs", 1, 0)  # no high watermark known: behind
+    assert reads == [TP("t.labs", 0), TP("t.meds", 0), TP("t.labs", 1)]
+    highs[TP("t.labs", 0)] = 12  # a new fetch saw more records
+    assert not backlog.behind("t.labs", 0, 10)  # the batch keeps the watermark of its fetch
+    backlog.refresh()
+    assert backlog.behind("t.labs", 0, 10)
+    assert reads.count(TP("t.labs", 0)) == 2

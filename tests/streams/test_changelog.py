@@ -1,0 +1,147 @@
+"""The changelog writer: whole producer batches per partition, persisted offsets, failures kept."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from streams.app import build_app
+from streams.changelog import ChangelogWriter
+from streams.settings import Settings
+from streams.transport import BatchConsumer
+
+
+class Store(dict[str, bytes]):
+    """The table's local store: values by key, and the persisted changelog offsets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[TP, int] = {}
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class Producer:
+    """aiokafka's batch interface over real batch builders; acknowledges on request."""
+
+    def __init__(self, batch_bytes: int, fail: bool = False) -> None:
+        self.batch_bytes = batch_bytes
+        self.fail = fail
+        self.sent: list[tuple[str, int, list[bytes], asyncio.Future[Any]]] = []
+        self.end: dict[tuple[str, int], int] = {}
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_bytes, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        keys = [r.key for r in _records(batch)]
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, partition, keys, fut))
+        return fut
+
+    def acknowledge(self) -> None:
+        for topic, partition, keys, fut in self.sent:
+            if fut.done():
+                continue
+            if self.fail:
+                fut.set_exception(ConnectionError("broker gone"))
+                continue
+            base = self.end.get((topic, partition), 0)
+            self.end[topic, partition] = base + len(keys)
+            fut.set_result(SimpleNamespace(offset=base))
+
+
+def _records(batch: BatchBuilder) -> list[Any]:
+    return list(DefaultRecordBatch(bytearray(batch._build())))
+
+
+def _writer(producer: Producer) -> tuple[ChangelogWriter, Store]:
+    store = Store()
+    changelog_topic = SimpleNamespace(get_topic_name=lambda: "t-patients-changelog")
+    table = SimpleNamespace(data=store, changelog_topic=changelog_topic)
+    return ChangelogWriter(table, lambda: producer), store
+
+
+def test_a_partitions_entries_go_out_in_order_in_as_few_batches_as_fit():
+    producer = Producer(batch_bytes=1_024)
+    writer, store = _writer(producer)
+    entries = [(f"P{i}", b"x" * 200) for i in range(12)]
+
+    async def scenario() -> None:
+        await writer.write(3, entries)
+        await writer.write(5, entries[:2])
+        producer.acknowledge()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    to_three = [keys for _, p, keys, _ in producer.sent if p == 3]
+    assert 1 < len(to_three) < len(entries)  # split only when a batch is full
+    assert [k for keys in to_three for k in keys] == [k.encode() for k, _ in entries]
+    assert {t for t, *_ in producer.sent} == {"t-patients-changelog"}
+    assert store == dict(entries)
+    # Recovery after a restart with this store reads the changelog after its last record.
+    assert store.persisted == {TP("t-patients-changelog", 3): 11, TP("t-patients-changelog", 5): 1}
+    assert writer.failure is None
+
+
+def test_a_failed_changelog_batch_is_remembered_and_no_offset_persisted():
+    producer = Producer(batch_bytes=16_384, fail=True)
+    writer, store = _writer(producer)
+
+    async def scenario() -> None:
+        await writer.write(0, [("P1", b"{}")])
+        producer.acknowledge()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert isinstance(writer.failure, ConnectionError)
+    assert store.persisted == {}
+
+
+def test_a_write_that_cannot_be_queued_is_remembered_and_raised():
+    class Closed(Producer):
+        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+            raise RuntimeError("producer closed")
+
+    writer, store = _writer(Closed(batch_bytes=16_384))
+    with pytest.raises(RuntimeError):
+        asyncio.run(writer.write(0, [("P1", b"{}")]))
+    assert isinstance(writer.failure, RuntimeError)
+    assert store == {}  # the local store never runs ahead of a changelog that failed
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_the_consumer_commits_only_while_every_changelog_write_succeeded(
+    tmp_path, monkeypatch, failed
+):
+    settings = Settings(data_dir=tmp_path, store="memory://", topic_prefix="t.")
+    app: Any = build_app(settings, CollectorRegistry())
+    consumer = app.consumer
+    events: list[str] = []
+
+    async def flush() -> None:
+        events.append("flush")
+
+    async def commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        events.append("commit")
+        return True
+
+    async def crash(exc: BaseException) -> None:
+        events.append(f"crash {exc}")
+
+    monkeypatch.setattr(app.producer, "flush", flush)
+    monkeypatch.setattr(BatchConsumer.__mro__[1], "_commit_offsets", commit)
+    monkeypatch.setattr(consumer, "crash", crash)
+    if failed:
+        app.changelog_failure = lambda: ConnectionError("broker gone")
+    done = asyncio.run(consumer._commit_offsets({TP("t.labs", 0): 5}))
+    assert events == (["flush", "crash broker gone"] if failed else ["flush", "commit"])
+    assert done is not failed
