@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import faust
@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
-from streams.processor import TICK, InputMessage, PartitionScope, StreamProcessor
+from streams.processor import TICK, Consumed, PartitionScope, StreamProcessor
 from streams.settings import Settings
 from streams.state_store import PatientStore
 from streams.transport import SentinelApp
@@ -151,7 +151,7 @@ class RetryingAgent:
         self.stopping = stopping
         self.sleep = sleep
 
-    async def __call__(self, msgs: list[InputMessage]) -> None:
+    async def __call__(self, msgs: Sequence[Consumed]) -> None:
         """Handle the batch; until it succeeds, forget memory, wait and take it again."""
         delay = _FIRST_RETRY_SECONDS
         while True:

@@ -20,6 +20,7 @@ from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from faust.types import TP
+from rocksdict import WriteBatch
 
 log = logging.getLogger("kmg.changelog")
 
@@ -86,6 +87,14 @@ class ChangelogWriter:
             self._fail(exc)
             raise
         store = self.table.data
+        db_for_partition = getattr(store, "_db_for_partition", None)
+        if db_for_partition is not None and getattr(store, "use_rocksdict", False):
+            # One RocksDB write for the partition, as Faust's own recovery applies records.
+            batch = WriteBatch(raw_mode=True)
+            for key, value in entries:
+                batch.put(key.encode(), value)
+            db_for_partition(partition).write(batch)
+            return
         for key, value in entries:
             store[key] = value  # the store alone: Table.__setitem__ would send each record
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -45,8 +45,23 @@ _KIND_OF_IGNORED = {
 _LATE, _DUPLICATE = Arrival.LATE, Arrival.DUPLICATE
 
 
+class Consumed(Protocol):
+    """One consumed record, as the agent reads it: the Kafka client's record, or a test's."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 class InputMessage(NamedTuple):
-    """One consumed record, as the agent sees it."""
+    """One consumed record, built by hand (tests, tools)."""
 
     topic: str
     partition: int
@@ -164,7 +179,7 @@ class StreamProcessor:
 
     # -- messages -------------------------------------------------------------------------
 
-    async def handle_batch(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
+    async def handle_batch(self, msgs: Sequence[Consumed], scope: PartitionScope) -> None:
         """Process consumed messages in order; write each changed state once at the end.
 
         The outputs of the whole batch are published and acknowledged before any state is
@@ -205,7 +220,7 @@ class StreamProcessor:
         await self.store.flush(scope)
         self._after(msgs, wall, time.perf_counter() - started)
 
-    async def handle(self, msg: InputMessage) -> None:
+    async def handle(self, msg: Consumed) -> None:
         """Process one message; never raises on bad input or an engine failure."""
         started = time.perf_counter()
         wall = self.wall()
@@ -227,7 +242,7 @@ class StreamProcessor:
         await self.store.flush()
         self._after([msg], wall, time.perf_counter() - started)
 
-    def _idle_after(self, msgs: list[InputMessage], scope: PartitionScope) -> None:
+    def _idle_after(self, msgs: Sequence[Consumed], scope: PartitionScope) -> None:
         """Let the batch's caught-up partitions' W move on at wall-clock rate (section 3).
 
         W advances at wall-clock rate while a partition receives nothing; ticks apply that
@@ -239,7 +254,7 @@ class StreamProcessor:
             scope(p)
             self.clocks[p].idle(self._behind(p), now)
 
-    def _after(self, msgs: list[InputMessage], wall: float, seconds: float) -> None:
+    def _after(self, msgs: Sequence[Consumed], wall: float, seconds: float) -> None:
         self.metrics.processing_seconds.observe(seconds / len(msgs), len(msgs))
         ticks = self.ticks
         for msg in msgs:
@@ -253,7 +268,7 @@ class StreamProcessor:
             lag = 0.0 if w >= FOREVER else max(0.0, wall - w / 1e6)
             self.metrics.partition(partition, lag, clock.buffered(), clock.pending_timers())
 
-    def _process(self, msg: InputMessage, wall: float) -> tuple[str, str]:
+    def _process(self, msg: Consumed, wall: float) -> tuple[str, str]:
         self.engine.current = None
         p = msg.partition
         clock = self._clock(p)
@@ -285,7 +300,7 @@ class StreamProcessor:
         backlog, nxt = self.backlog, self._next_offset
         return lambda t: backlog.behind(t, p, nxt.get((t, p)))
 
-    def _input(self, clock: PartitionClock, msg: InputMessage, wall: float) -> tuple[str, str]:
+    def _input(self, clock: PartitionClock, msg: Consumed, wall: float) -> tuple[str, str]:
         ev = self.decode(msg.value if msg.value is not None else b"")
         kind = type(ev)
         if kind is DeadLetter:
@@ -303,7 +318,7 @@ class StreamProcessor:
         outcome = clock.arrive(event, msg.topic, self._behind(msg.partition), wall)
         return ("lab_result" if kind is LabResult else "medication", str(outcome))
 
-    def _control(self, clock: PartitionClock, msg: InputMessage, wall: float) -> tuple[str, str]:
+    def _control(self, clock: PartitionClock, msg: Consumed, wall: float) -> tuple[str, str]:
         try:
             data = orjson.loads(msg.value or b"")
             control = data["control"]
@@ -390,7 +405,7 @@ class StreamProcessor:
 
     # -- failures -------------------------------------------------------------------------
 
-    async def _set_aside(self, msg: InputMessage, exc: Exception, attempt: int) -> bool:
+    async def _set_aside(self, msg: Consumed, exc: Exception, attempt: int) -> bool:
         """Undo the failed attempt; return True to retry the message without the culprit."""
         culprit = self.engine.current
         self.store.discard()
@@ -418,7 +433,7 @@ class StreamProcessor:
             self._letters = [_Letter(msg.partition, msg.key, value, PROCESSING_ERROR, headers)]
         return False
 
-    async def _drop_culprit(self, msg: InputMessage, what: str, item: Any) -> bool:
+    async def _drop_culprit(self, msg: Consumed, what: str, item: Any) -> bool:
         """Remove a failing buffered event or timer from its patient's stored state."""
         state = self.store.get(item.patient_id)
         if state is None:
@@ -450,7 +465,7 @@ class StreamProcessor:
         return False  # the message's own event: it is the one set aside
 
 
-def _headers(msg: InputMessage, reason: str, detail: str) -> list[tuple[str, bytes]]:
+def _headers(msg: Consumed, reason: str, detail: str) -> list[tuple[str, bytes]]:
     return [
         ("reason", reason.encode()),
         ("detail", detail.encode()),

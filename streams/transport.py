@@ -14,7 +14,7 @@ message does in Faust.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
@@ -22,13 +22,13 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
-from streams.processor import InputMessage
+from streams.processor import Consumed
 
 
 class BatchHandler(Protocol):
     """The agent body: handle one fetch of input records, in partition order."""
 
-    async def __call__(self, msgs: list[InputMessage]) -> None:
+    async def __call__(self, msgs: Sequence[Consumed]) -> None:
         """Handle the records; return once their outputs are written and may be committed."""
         ...
 
@@ -70,28 +70,31 @@ class BatchConsumer(driver.Consumer):
 
     def split(
         self, records: Mapping[TP, list[Any]], active: set[TP] | None, batch_topics: frozenset[str]
-    ) -> tuple[list[InputMessage], dict[TP, list[int]], list[tuple[TP, Any]]]:
-        """Split a fetch into input messages (with their offsets) and other topics' records."""
-        msgs: list[InputMessage] = []
+    ) -> tuple[list[Consumed], dict[TP, list[int]], list[tuple[TP, Any]]]:
+        """Split a fetch into input records (with their offsets) and other topics' records.
+
+        Input records stay grouped by topic partition, each in offset order: partitions are
+        independent (each has its own clock), so no interleaving is needed between them.
+        """
+        msgs: list[Consumed] = []
         offsets: dict[TP, list[int]] = {}
         others: list[tuple[TP, Any]] = []
         read_offset = self._read_offset
         buffered = self._buffered_partitions
-        for tp, record in self.scheduler.iterate(records):
-            if active is not None and tp not in active and tp not in buffered:
+        for tp, batch in records.items():
+            if not batch or (active is not None and tp not in active and tp not in buffered):
                 continue  # paused or revoked since the fetch
-            offset = record.offset
             last = read_offset[tp]
-            if last is not None and offset < last:
-                continue  # already handled before a seek
-            read_offset[tp] = offset
+            if last is not None and batch[0].offset < last:
+                batch = [r for r in batch if r.offset >= last]  # handled before a seek
+                if not batch:
+                    continue
+            read_offset[tp] = batch[-1].offset
             if tp.topic in batch_topics:
-                msgs.append(
-                    InputMessage(record.topic, record.partition, offset, record.key, record.value)
-                )
-                offsets.setdefault(tp, []).append(offset)
+                msgs.extend(batch)
+                offsets[tp] = [r.offset for r in batch]
             else:
-                others.append((tp, record))
+                others.extend((tp, r) for r in batch)
         return msgs, offsets, others
 
     async def _commit_offsets(
@@ -146,7 +149,7 @@ class BatchConsumer(driver.Consumer):
             self.idle.set()
 
     async def _handle(
-        self, handler: BatchHandler, msgs: list[InputMessage], offsets: dict[TP, list[int]]
+        self, handler: BatchHandler, msgs: Sequence[Consumed], offsets: dict[TP, list[int]]
     ) -> None:
         self.idle.clear()
         task = asyncio.ensure_future(handler(msgs))
@@ -192,7 +195,7 @@ class BatchTransport(driver.Transport):
     Consumer = BatchConsumer
 
 
-async def _no_handler(msgs: list[InputMessage]) -> None:
+async def _no_handler(msgs: Sequence[Consumed]) -> None:
     raise RuntimeError("input records arrived before a batch handler was set")
 
 

@@ -12,7 +12,7 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.app import build_app
+from streams.app import TableScope, build_app
 from streams.changelog import ChangelogWriter
 from streams.settings import Settings
 from streams.transport import BatchConsumer
@@ -145,3 +145,35 @@ def test_the_consumer_commits_only_while_every_changelog_write_succeeded(
     done = asyncio.run(consumer._commit_offsets({TP("t.labs", 0): 5}))
     assert events == (["flush", "crash broker gone"] if failed else ["flush", "commit"])
     assert done is not failed
+
+
+def test_entries_land_in_the_partitions_rocksdb_where_faust_reads_them(tmp_path):
+    settings = Settings(data_dir=tmp_path, topic_prefix="t.")  # the worker's RocksDB store
+    app: Any = build_app(settings, CollectorRegistry())
+    table = app.tables["patients"]
+    producer = Producer(batch_bytes=16_384)
+    writer = ChangelogWriter(table, lambda: producer)
+    scope = TableScope("t.labs")
+
+    async def scenario() -> dict[int, Any]:
+        await writer.write(2, [("P1", b"one"), ("P2", b"two")])
+        await writer.write(5, [("P3", b"three")])
+        producer.acknowledge()
+        await asyncio.sleep(0)
+        seen = {}
+        for partition in (2, 5):
+            scope(partition)
+            seen[partition] = {k: table.data.get(k) for k in ("P1", "P2", "P3")}
+            # A restart with this data dir reads the changelog after the last record written.
+            seen[partition]["persisted"] = table.data.persisted_offset(TP(writer.topic, partition))
+        return seen
+
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        table.data.reset_state()
+    assert seen == {
+        2: {"P1": b"one", "P2": b"two", "P3": None, "persisted": 1},
+        5: {"P1": None, "P2": None, "P3": b"three", "persisted": 0},
+    }
+    assert writer.failure is None

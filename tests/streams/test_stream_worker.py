@@ -114,7 +114,8 @@ def test_a_fetch_splits_into_input_batches_in_partition_order_and_other_records(
     }
     active = {labs0, labs1, meds0, changelog}
     msgs, offsets, others = consumer.split(records, active, app.batch_topics)
-    assert all(isinstance(m, InputMessage) for m in msgs)
+    # The client's own records, grouped by topic partition.
+    assert msgs == [*records[labs0], *records[labs1][1:], *records[meds0]]
     assert [m.offset for m in msgs if m.topic == "t.labs" and m.partition == 0] == [5, 6, 7]
     assert [m.offset for m in msgs if m.topic == "t.labs" and m.partition == 1] == [11, 12]
     assert offsets == {labs0: [5, 6, 7], labs1: [11, 12], meds0: [3]}
