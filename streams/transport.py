@@ -171,8 +171,11 @@ class BatchConsumer(driver.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         for tp, batch in records.items():
             last = self._read_offset[tp]
-            if not acks_enabled_for(tp.topic):
+            if not batch or not acks_enabled_for(tp.topic):
                 continue
+            first = batch[0].offset
+            if batch[-1].offset - first == len(batch) - 1 and not (last and first - last > 1):
+                continue  # consecutive offsets, following the last one read: no gap
             for record in batch:
                 offset = record.offset
                 if last and offset - last > 1:

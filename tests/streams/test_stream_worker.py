@@ -265,3 +265,30 @@ def test_the_backlog_reads_each_high_watermark_once_per_batch():
     backlog.refresh()
     assert backlog.behind("t.labs", 0, 10)
     assert reads.count(TP("t.labs", 0)) == 2
+
+
+@pytest.mark.parametrize(
+    ("last_read", "offsets", "gaps"),
+    [
+        (None, [0, 1, 2], []),
+        (4, [5, 6, 7], []),
+        (4, [7, 8], [(5, 7)]),  # compacted away before the fetch
+        (4, [5, 8, 9, 12], [(6, 8), (10, 12)]),
+        (None, [3, 5], [(4, 5)]),
+    ],
+)
+def test_offsets_the_broker_skipped_are_noted_as_gaps(
+    tmp_path, monkeypatch, last_read, offsets, gaps
+):
+    app, consumer = _consumer(tmp_path)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)  # set on assignment
+    tp = TP("t.labs", 0)
+    consumer._read_offset[tp] = last_read
+    noted: list[tuple[int, int]] = []
+
+    async def add_gap(tp: TP, start: int, end: int) -> None:
+        noted.append((start, end))
+
+    monkeypatch.setattr(consumer, "_add_gap", add_gap)
+    asyncio.run(consumer._gaps({tp: [_record("t.labs", 0, o) for o in offsets]}))
+    assert noted == gaps
