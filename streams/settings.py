@@ -94,7 +94,10 @@ class Settings(BaseSettings):
     producer_linger_seconds: float = Field(default=0.0, ge=0)
     producer_batch_bytes: int = Field(default=262_144, ge=1_024)
     state_cache_size: int = Field(default=50_000, ge=0)
-    batch_max_messages: int = Field(default=5_000, ge=1)
+    # Only a backlog fills a batch (a caught-up worker gets what arrived). There, a patient
+    # seen several times in one batch is written once: 20,000 took the bench's catch-up from
+    # 15,600 to 20,000-20,700 events/s, at most ~1 s of alert delay per batch while catching up.
+    batch_max_messages: int = Field(default=20_000, ge=1)
     log_level: LogLevel = LogLevel.INFO
 
     k_low: float | None = None
