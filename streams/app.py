@@ -225,7 +225,7 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     # Faust's producer wraps the aiokafka producer it starts; batches go to that one directly.
     producer: Any = app.producer
     changelog = ChangelogWriter(table, lambda: producer._ensure_producer())
-    app.changelog_failure = lambda: changelog.failure
+    app.changelog_settle = changelog.settle
     store = PatientStore(
         table,
         settings.state_cache_size,

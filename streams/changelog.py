@@ -7,15 +7,19 @@ once per batch, so it writes them the way Kafka stores them: the partition's rec
 to producer batches, one send per batch, the persisted offset noted once when the last one is
 acknowledged. Recovery reads the same records Faust would have written (raw key, raw value).
 
-A changelog send that fails (after the producer's own retries) must not be followed by a commit
-of the input offsets whose states it carried: `failure` is set, and the consumer crashes the
-worker instead of committing (streams/transport.py), so a restart takes those inputs again.
+The sends run in a task of their own, so the agent goes on with its next batch meanwhile. A
+commit of input offsets first waits for every queued write to be acknowledged (`settle`). A
+changelog send that fails (after the producer's own retries) must not be followed by such a
+commit: `failure` is set, and the consumer crashes the worker instead of committing
+(streams/transport.py), so a restart rebuilds the table from the changelog and takes those
+inputs again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import MutableMapping
 from typing import Any, Protocol
 
@@ -29,7 +33,7 @@ class TableWriter(Protocol):
     """Where a batch's changed table entries of one partition go."""
 
     async def write(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
-        """Write the entries, in order; return once they are handed to durable storage."""
+        """Write the entries, in order (a commit of the inputs they reflect waits for them)."""
         ...
 
 
@@ -59,14 +63,23 @@ class BatchProducer(Protocol):
 
 
 class ChangelogWriter:
-    """Write a Faust table's entries to its local store and its changelog topic, batch-wise."""
+    """Write a Faust table's entries to its local store, and queue them for its changelog.
 
-    def __init__(self, table: Any, producer: Any) -> None:
+    The agent never waits for the changelog (an alert's latency does not include it): each
+    write is stored locally at once and queued; one task sends the queue in order. A commit
+    first `settle`s: every queued write sent and acknowledged, or the first failure returned.
+    """
+
+    def __init__(self, table: Any, producer: Any, max_queued: int = 256) -> None:
         # `producer` returns the started aiokafka producer (the app's, created on start).
         self.table = table
         self.producer = producer
+        self.max_queued = max_queued  # partition writes queued before `write` waits
         self.failure: BaseException | None = None
         self._topic: str | None = None
+        self._queue: deque[tuple[int, list[tuple[str, bytes]]]] = deque()
+        self._pump: asyncio.Future[None] | None = None
+        self._unacknowledged: set[asyncio.Future[Any]] = set()
 
     @property
     def topic(self) -> str:
@@ -76,16 +89,25 @@ class ChangelogWriter:
         return self._topic
 
     async def write(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
-        """Append the entries to the changelog partition, then store them locally."""
+        """Store the entries locally and queue them for the changelog partition."""
         if not entries:
             return
-        try:
-            await self._append(partition, entries)
-        except BaseException as exc:
-            # Some of the entries may be in the changelog or the store, some not: only a
-            # restart from the last commit puts the two back in step.
-            self._fail(exc)
-            raise
+        self._store(partition, entries)
+        self._queue.append((partition, entries))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.ensure_future(self._send_queued())
+        if len(self._queue) > self.max_queued:
+            await asyncio.shield(self._pump)  # backpressure: memory stays bounded
+
+    async def settle(self) -> BaseException | None:
+        """Wait until every queued write is acknowledged; return the first failure, if any."""
+        if self._pump is not None:
+            await asyncio.wait([self._pump])
+        if self._unacknowledged:
+            await asyncio.wait(list(self._unacknowledged))
+        return self.failure
+
+    def _store(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
         store = self.table.data
         db_for_partition = getattr(store, "_db_for_partition", None)
         if db_for_partition is not None and getattr(store, "use_rocksdict", False):
@@ -97,6 +119,22 @@ class ChangelogWriter:
             return
         for key, value in entries:
             store[key] = value  # the store alone: Table.__setitem__ would send each record
+
+    async def _send_queued(self) -> None:
+        queue = self._queue
+        while queue and self.failure is None:
+            partition, entries = queue[0]
+            try:
+                await self._append(partition, entries)
+            except BaseException as exc:
+                # The store now runs ahead of the changelog: the worker must not commit, and
+                # its crash leaves the local files to be discarded (streams/worker.py).
+                self._fail(exc)
+                queue.clear()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            queue.popleft()
 
     async def _append(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
         producer: BatchProducer = self.producer()
@@ -117,11 +155,14 @@ class ChangelogWriter:
     ) -> asyncio.Future[Any]:
         batch.close()
         fut = await producer.send_batch(batch, topic, partition=partition)
-        fut.add_done_callback(self._check)
+        self._unacknowledged.add(fut)
+        fut.add_done_callback(self._acknowledged)
         return fut
 
-    def _check(self, fut: asyncio.Future[Any]) -> None:
+    def _acknowledged(self, fut: asyncio.Future[Any]) -> None:
+        self._unacknowledged.discard(fut)
         if fut.cancelled():
+            self._fail(asyncio.CancelledError())
             return
         exc = fut.exception()
         if exc is not None:

@@ -14,7 +14,7 @@ message does in Faust.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
@@ -102,8 +102,7 @@ class BatchConsumer(driver.Consumer):
     ) -> bool:
         """Commit, unless a changelog write failed since the last commit: then crash."""
         app: SentinelApp = self.app  # type: ignore[assignment]
-        await app.producer.flush()  # every changelog write so far is acknowledged or failed
-        failure = app.changelog_failure()
+        failure = await app.changelog_settle()  # every table write so far acknowledged, or not
         if failure is not None:
             # The inputs whose states did not reach the changelog must be taken again.
             await self.crash(failure)
@@ -198,6 +197,10 @@ class BatchTransport(driver.Transport):
     Consumer = BatchConsumer
 
 
+async def _settled() -> BaseException | None:
+    return None
+
+
 async def _no_handler(msgs: Sequence[Consumed]) -> None:
     raise RuntimeError("input records arrived before a batch handler was set")
 
@@ -207,7 +210,7 @@ class SentinelApp(faust.App):
 
     batch_topics: frozenset[str] = frozenset()
     batch_handler: BatchHandler = staticmethod(_no_handler)
-    changelog_failure: Callable[[], BaseException | None] = staticmethod(lambda: None)
+    changelog_settle: Callable[[], Awaitable[BaseException | None]] = staticmethod(_settled)
 
     def consume_in_batches(self, topics: Iterable[str], handler: BatchHandler) -> None:
         """Hand every fetch of these (subscribed) topics to the handler."""

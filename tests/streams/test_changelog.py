@@ -70,52 +70,100 @@ def _writer(producer: Producer) -> tuple[ChangelogWriter, Store]:
     return ChangelogWriter(table, lambda: producer), store
 
 
+async def _until_sent(producer: Producer, count: int) -> None:
+    while len(producer.sent) < count:
+        await asyncio.sleep(0)
+
+
 def test_a_partitions_entries_go_out_in_order_in_as_few_batches_as_fit():
     producer = Producer(batch_bytes=1_024)
     writer, store = _writer(producer)
     entries = [(f"P{i}", b"x" * 200) for i in range(12)]
 
-    async def scenario() -> None:
+    async def scenario() -> BaseException | None:
         await writer.write(3, entries)
         await writer.write(5, entries[:2])
+        assert store == dict(entries)  # stored at once; the changelog follows
+        settled = asyncio.ensure_future(writer.settle())
+        await _until_sent(producer, 4)
+        assert not settled.done()  # a commit waits for the changelog's acknowledgements
         producer.acknowledge()
-        await asyncio.sleep(0)
+        return await settled
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) is None
     to_three = [keys for _, p, keys, _ in producer.sent if p == 3]
     assert 1 < len(to_three) < len(entries)  # split only when a batch is full
     assert [k for keys in to_three for k in keys] == [k.encode() for k, _ in entries]
     assert {t for t, *_ in producer.sent} == {"t-patients-changelog"}
-    assert store == dict(entries)
     # Recovery after a restart with this store reads the changelog after its last record.
     assert store.persisted == {TP("t-patients-changelog", 3): 11, TP("t-patients-changelog", 5): 1}
-    assert writer.failure is None
 
 
-def test_a_failed_changelog_batch_is_remembered_and_no_offset_persisted():
+def test_the_agent_goes_on_while_the_changelog_is_sent_until_too_much_is_queued():
+    producer = Producer(batch_bytes=16_384)
+    gate = asyncio.Event()
+    send_batch = producer.send_batch
+
+    async def slow_send(batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        await gate.wait()  # the producer's queue for the partition is full
+        return await send_batch(batch, topic, partition=partition)
+
+    producer.send_batch = slow_send  # type: ignore[method-assign]
+    writer, _ = _writer(producer)
+    writer.max_queued = 2
+
+    async def scenario() -> list[str]:
+        steps = []
+        for i in range(3):
+            write = asyncio.ensure_future(writer.write(i, [(f"P{i}", b"{}")]))
+            await asyncio.sleep(0.01)
+            steps.append(f"write {i} {'returned' if write.done() else 'waits'}")
+        gate.set()
+        await write
+        producer.acknowledge()
+        steps.append(f"settled {await writer.settle()}")
+        return steps
+
+    assert asyncio.run(scenario()) == [
+        "write 0 returned",
+        "write 1 returned",
+        "write 2 waits",
+        "settled None",
+    ]
+    assert [p for _, p, _, _ in producer.sent] == [0, 1, 2]
+
+
+def test_a_failed_changelog_batch_is_what_settling_returns_and_no_offset_is_persisted():
     producer = Producer(batch_bytes=16_384, fail=True)
     writer, store = _writer(producer)
 
-    async def scenario() -> None:
+    async def scenario() -> BaseException | None:
         await writer.write(0, [("P1", b"{}")])
+        await _until_sent(producer, 1)
         producer.acknowledge()
-        await asyncio.sleep(0)
+        return await writer.settle()
 
-    asyncio.run(scenario())
+    assert isinstance(asyncio.run(scenario()), ConnectionError)
     assert isinstance(writer.failure, ConnectionError)
     assert store.persisted == {}
 
 
-def test_a_write_that_cannot_be_queued_is_remembered_and_raised():
+def test_after_a_failure_nothing_more_is_sent():
     class Closed(Producer):
         async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+            self.sent.append((topic, partition, [], asyncio.Future()))
             raise RuntimeError("producer closed")
 
-    writer, store = _writer(Closed(batch_bytes=16_384))
-    with pytest.raises(RuntimeError):
-        asyncio.run(writer.write(0, [("P1", b"{}")]))
-    assert isinstance(writer.failure, RuntimeError)
-    assert store == {}  # the local store never runs ahead of a changelog that failed
+    producer = Closed(batch_bytes=16_384)
+    writer, _ = _writer(producer)
+
+    async def scenario() -> BaseException | None:
+        await writer.write(0, [("P1", b"{}")])
+        await writer.write(1, [("P2", b"{}")])
+        return await writer.settle()
+
+    assert isinstance(asyncio.run(scenario()), RuntimeError)
+    assert len(producer.sent) == 1
 
 
 @pytest.mark.parametrize("failed", [False, True])
@@ -127,9 +175,6 @@ def test_the_consumer_commits_only_while_every_changelog_write_succeeded(
     consumer = app.consumer
     events: list[str] = []
 
-    async def flush() -> None:
-        events.append("flush")
-
     async def commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
         events.append("commit")
         return True
@@ -137,13 +182,16 @@ def test_the_consumer_commits_only_while_every_changelog_write_succeeded(
     async def crash(exc: BaseException) -> None:
         events.append(f"crash {exc}")
 
-    monkeypatch.setattr(app.producer, "flush", flush)
     monkeypatch.setattr(BatchConsumer.__mro__[1], "_commit_offsets", commit)
     monkeypatch.setattr(consumer, "crash", crash)
-    if failed:
-        app.changelog_failure = lambda: ConnectionError("broker gone")
+
+    async def settle() -> BaseException | None:
+        events.append("settle")
+        return ConnectionError("broker gone") if failed else None
+
+    app.changelog_settle = settle
     done = asyncio.run(consumer._commit_offsets({TP("t.labs", 0): 5}))
-    assert events == (["flush", "crash broker gone"] if failed else ["flush", "commit"])
+    assert events == (["settle", "crash broker gone"] if failed else ["settle", "commit"])
     assert done is not failed
 
 
@@ -158,8 +206,9 @@ def test_entries_land_in_the_partitions_rocksdb_where_faust_reads_them(tmp_path)
     async def scenario() -> dict[int, Any]:
         await writer.write(2, [("P1", b"one"), ("P2", b"two")])
         await writer.write(5, [("P3", b"three")])
+        await _until_sent(producer, 2)
         producer.acknowledge()
-        await asyncio.sleep(0)
+        assert await writer.settle() is None
         seen = {}
         for partition in (2, 5):
             scope(partition)
