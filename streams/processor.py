@@ -43,6 +43,13 @@ _KIND_OF_IGNORED = {
     IgnoreReason.OTHER_MEDICATION: "medication",
 }
 _LATE, _DUPLICATE = Arrival.LATE, Arrival.DUPLICATE
+_NEVER = float("-inf")
+# The (kind, outcome) labels of an arrival, by (is a lab result, outcome).
+_COUNTED_AS = {
+    (is_lab, outcome): ("lab_result" if is_lab else "medication", str(outcome))
+    for is_lab in (True, False)
+    for outcome in Arrival
+}
 
 
 class Consumed(Protocol):
@@ -167,6 +174,7 @@ class StreamProcessor:
         self.clocks: dict[int, PartitionClock] = {}
         self._stale = True
         self._next_offset: dict[tuple[str, int], int] = {}
+        self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[_Letter] = []
@@ -290,15 +298,21 @@ class StreamProcessor:
         ):
             log.info("partition %d drained by a final control message", p)
             force_write = True
-        if force_write or wall - self._clock_written.get(p, float("-inf")) >= _CLOCK_WRITE_SECONDS:
+        if force_write or wall - self._clock_written.get(p, _NEVER) >= _CLOCK_WRITE_SECONDS:
             # A clock restored older than the states is safe: a lower W only holds events longer.
             self.store.put_clock(p, clock.snapshot())
             self._clock_written[p] = wall
         return counted
 
     def _behind(self, p: int) -> Behind:
-        backlog, nxt = self.backlog, self._next_offset
-        return lambda t: backlog.behind(t, p, nxt.get((t, p)))
+        behind = self._behinds.get(p)
+        if behind is None:
+            backlog = self.backlog
+            # _next_offset is read at each call: a failed batch puts back an older one.
+            behind = self._behinds[p] = lambda t: backlog.behind(
+                t, p, self._next_offset.get((t, p))
+            )
+        return behind
 
     def _input(self, clock: PartitionClock, msg: Consumed, wall: float) -> tuple[str, str]:
         ev = self.decode(msg.value if msg.value is not None else b"")
@@ -316,7 +330,7 @@ class StreamProcessor:
             return (label, "ignored" if fresh else "duplicate")
         event: LabResult | Medication = ev  # type: ignore[assignment]
         outcome = clock.arrive(event, msg.topic, self._behind(msg.partition), wall)
-        return ("lab_result" if kind is LabResult else "medication", str(outcome))
+        return _COUNTED_AS[kind is LabResult, outcome]
 
     def _control(self, clock: PartitionClock, msg: Consumed, wall: float) -> tuple[str, str]:
         try:
