@@ -15,6 +15,7 @@ _WITHOUT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?"
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICRO = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
 _DAY_MICROS = 86_400_000_000
 
 
@@ -69,18 +70,28 @@ _CACHE_LIMIT = 200_000
 
 def parse_timestamp(text: str) -> Micros:
     """Parse an RFC 3339 timestamp with offset into UTC microseconds; raise TimestampError."""
-    # Fast path for the common "YYYY-MM-DDTHH:MM:SSZ": the minute prefix was fully validated
-    # when it entered the cache, and the seconds table holds only 00..59.
-    if len(text) == 20 and text[16] == ":" and (text[19] == "Z" or text[19] == "z"):
-        base = _minute_cache.get(text[:16])
+    # Fast path for the forms feeds send, "YYYY-MM-DDTHH:MM:SSZ" and "...:SS+hh:mm": the text
+    # without its seconds keys a minute that was fully validated when it entered the cache,
+    # and the seconds table holds only 00..59. An offset shifts by whole minutes, so the
+    # range check a cached minute passed holds for every second in it.
+    size = len(text)
+    if size == 20:
+        base = _minute_cache.get(text[:16]) if text[19] == "Z" or text[19] == "z" else None
+    elif size == 25:
+        base = _minute_cache.get(text[:16] + text[19:])
+    else:
+        base = None
+    if base is not None and text[16] == ":":
         seconds = _SECONDS.get(text[17:19])
-        if base is not None and seconds is not None:
+        if seconds is not None:
             return base + seconds
     micros = _parse(text)
-    if len(text) == 20 and micros % 60_000_000 == int(text[17:19]) * 1_000_000:
+    # Only the forms without a fraction are cached (a 25-character text may be "SS.ffffZ").
+    if size == 20 or (size == 25 and text[19] in "+-"):
         if len(_minute_cache) >= _CACHE_LIMIT:
             _minute_cache.clear()
-        _minute_cache[text[:16]] = micros - int(text[17:19]) * 1_000_000
+        key = text[:16] if size == 20 else text[:16] + text[19:]
+        _minute_cache[key] = micros - _SECONDS[text[17:19]]
     return micros
 
 
@@ -112,13 +123,26 @@ def _parse(text: str) -> Micros:
     return micros
 
 
+_date_prefixes: dict[int, str] = {}
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))  # a format spec costs more than an index
+
+
 def format_timestamp(micros: Micros) -> str:
     """Format UTC microseconds as YYYY-MM-DDTHH:MM:SS[.ffffff]Z."""
-    dt = _EPOCH + micros * _ONE_MICRO
-    text = (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    )
-    return f"{text}.{dt.microsecond:06d}Z" if dt.microsecond else f"{text}Z"
+    # Every alert's evidence prints several instants: the date part is looked up per day
+    # and the time of day is integer arithmetic, without building a datetime.
+    day, rest = divmod(micros, _DAY_MICROS)
+    prefix = _date_prefixes.get(day)
+    if prefix is None:
+        dt = _EPOCH + day * _ONE_DAY
+        prefix = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
+        if len(_date_prefixes) < 100_000:
+            _date_prefixes[day] = prefix
+    seconds, fraction = divmod(rest, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    clock = f"{prefix}{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}:{_TWO_DIGITS[second]}"
+    return f"{clock}.{fraction:06d}Z" if fraction else f"{clock}Z"
 
 
 def from_datetime(dt: datetime) -> Micros:

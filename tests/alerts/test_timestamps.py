@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerts.decoder import DeadLetter
 from alerts.events import LabResult
-from alerts.timestamps import TimestampError, format_timestamp, parse_timestamp
+from alerts.timestamps import TimestampError, format_timestamp, from_datetime, parse_timestamp
 from tests.alerts.feed import NOT_CHECKED, fired, k, kcl, micros, resolved, t
 from tests.alerts.harness import assert_alerts, decode, project, replay, replay_alerts
 
@@ -152,3 +155,45 @@ def test_an_edge_of_range_timestamp_never_stops_a_replay():
     events = [kcl("e1", "0001-01-01T00:00:00+01:00", patient="P-odd"), kcl("e2", t("08:00"))]
     outcome = replay(events)
     assert fired(NOT_CHECKED, "warning", t("08:30"), "e2") in [project(a) for a in outcome.alerts]
+
+
+# Minutes seen once are cached with their offset; every second of a cached minute, the first
+# sight and the cache hits alike, must parse as the standard library reads the text.
+@given(
+    instant=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30, 23, 59, 59)),
+    offset_minutes=st.integers(-23 * 60 - 59, 23 * 60 + 59),
+    seconds=st.lists(st.integers(0, 59), min_size=1, max_size=4),
+    zulu=st.booleans(),
+)
+def test_cached_minutes_parse_every_second_as_the_standard_library(
+    instant, offset_minutes, seconds, zulu
+):
+    sign, magnitude = ("-" if offset_minutes < 0 else "+"), abs(offset_minutes)
+    suffix = "Z" if zulu else f"{sign}{magnitude // 60:02d}:{magnitude % 60:02d}"
+    minute = (
+        f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d}"
+        f"T{instant.hour:02d}:{instant.minute:02d}"
+    )
+    for second in seconds:
+        text = f"{minute}:{second:02d}{suffix}"
+        expected = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert parse_timestamp(text) == from_datetime(expected), text
+
+
+@pytest.mark.parametrize("suffix", ["Z", "+01:00", "-05:30"])
+def test_a_cached_minute_still_rejects_a_bad_second(suffix):
+    parse_timestamp(f"2024-03-04T08:00:00{suffix}")  # the minute enters the cache
+    for bad in ("60", "6x", "-1", " 1"):
+        with pytest.raises(TimestampError):
+            parse_timestamp(f"2024-03-04T08:00:{bad}{suffix}")
+    with pytest.raises(TimestampError):
+        parse_timestamp(f"2024-03-04T08:00x00{suffix}")
+
+
+@given(st.integers(micros("0001-01-01T00:00:00Z"), micros("9999-12-31T23:59:59.999999Z")))
+def test_output_format_matches_the_standard_library_and_parses_back(instant):
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=instant)
+    expected = dt.strftime("%H:%M:%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "")
+    expected = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{expected}Z"
+    assert format_timestamp(instant) == expected
+    assert parse_timestamp(expected) == instant
