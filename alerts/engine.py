@@ -279,9 +279,8 @@ class Engine:
     def _evaluate_episode(
         self, s: PatientState, timer: Timer, at: Micros, out: list[Alert], timers: list[Timer]
     ) -> None:
-        episode = next(
-            (e for e in s.episodes if e.trigger_event_id == timer.trigger_event_id), None
-        )
+        trigger = timer.trigger_event_id
+        episode = next((e for e in s.episodes if e.trigger_event_id == trigger), None)
         if episode is None or episode.status is not _PENDING:
             return
         episode.status = _EVALUATED

@@ -204,18 +204,24 @@ class PatientState:
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-ready data (for a changelog-backed table)."""
+        # Written for every changed patient of a stream batch, and most collections of a state
+        # are empty: a comprehension costs a function call even over an empty one.
+        k, mg, episodes, firing = self.k, self.mg, self.episodes, self.firing
+        repletions, diuretics, timers = self.mg_repletions, self.diuretics, self.timers
         return {
             "patient_id": self.patient_id,
-            "k": {rid: list(r) for rid, r in self.k.items()},
-            "mg": {rid: list(r) for rid, r in self.mg.items()},
+            "k": {rid: list(r) for rid, r in k.items()} if k else {},
+            "mg": {rid: list(r) for rid, r in mg.items()} if mg else {},
             "episodes": [
                 [e.t0, e.trigger_event_id, e.order_key, e.encounter_id, e.location, e.status]
-                for e in self.episodes
-            ],
+                for e in episodes
+            ]
+            if episodes
+            else [],
             "order_last": self.order_last,
             "cancelled": self.cancelled,
-            "mg_repletions": [list(r) for r in self.mg_repletions],
-            "diuretics": [list(d) for d in self.diuretics],
+            "mg_repletions": [list(r) for r in repletions] if repletions else [],
+            "diuretics": [list(d) for d in diuretics] if diuretics else [],
             "firing": [
                 [
                     f.alert_id,
@@ -230,9 +236,11 @@ class PatientState:
                     f.rests_collected,
                     f.linked_alert_id,
                 ]
-                for f in self.firing.values()
-            ],
-            "timers": sorted(list(t) for t in self.timers),
+                for f in firing.values()
+            ]
+            if firing
+            else [],
+            "timers": sorted([list(t) for t in timers]) if timers else [],
             "newest_t0": self.newest_t0,
             "seen": self.seen,
             "pruned_at": self.pruned_at,
@@ -243,28 +251,47 @@ class PatientState:
     def from_dict(cls, data: dict[str, Any]) -> PatientState:
         """Rebuild a state from to_dict() output."""
         s = cls(data["patient_id"])
-        s.k = {rid: LabRecord(*r) for rid, r in data["k"].items()}
-        s.mg = {rid: LabRecord(*r) for rid, r in data["mg"].items()}
-        s.episodes = [
-            Episode(t0, trig, key, enc, loc, EpisodeStatus(st))
-            for t0, trig, key, enc, loc, st in data["episodes"]
-        ]
+        # Empty collections keep the ones __init__ made; _make checks each row's length as
+        # the constructor would, without unpacking it into arguments.
+        k, mg, episodes = data["k"], data["mg"], data["episodes"]
+        repletions, diuretics, firing, timers = (
+            data["mg_repletions"],
+            data["diuretics"],
+            data["firing"],
+            data["timers"],
+        )
+        if k:
+            s.k = {rid: _lab_record(r) for rid, r in k.items()}
+        if mg:
+            s.mg = {rid: _lab_record(r) for rid, r in mg.items()}
+        if episodes:
+            s.episodes = [
+                Episode(t0, trig, key, enc, loc, EpisodeStatus(st))
+                for t0, trig, key, enc, loc, st in episodes
+            ]
         s.order_last = dict(data["order_last"])
         s.cancelled = dict(data["cancelled"])
-        s.mg_repletions = [MgRepletion(*r) for r in data["mg_repletions"]]
-        s.diuretics = [DiureticExposure(*d) for d in data["diuretics"]]
-        for row in data["firing"]:
+        if repletions:
+            s.mg_repletions = [_mg_repletion(r) for r in repletions]
+        if diuretics:
+            s.diuretics = [_diuretic_exposure(d) for d in diuretics]
+        for row in firing:
             f = Firing(row[0], Rule(row[1]), Severity(row[2]), *row[3:])
             s.firing[f.rule] = f
-        s.timers = {
-            Timer(tau, pid, trig, key, TimerKind(kind))
-            for tau, pid, trig, key, kind in data["timers"]
-        }
+        if timers:
+            s.timers = {
+                Timer(tau, pid, trig, key, TimerKind(kind)) for tau, pid, trig, key, kind in timers
+            }
         s.newest_t0 = data["newest_t0"]
         s.seen = dict(data["seen"])
         s.pruned_at = data["pruned_at"]
         s.pending = list(data["pending"])
         return s
+
+
+_lab_record = LabRecord._make
+_mg_repletion = MgRepletion._make
+_diuretic_exposure = DiureticExposure._make
 
 
 def _result_id_of(table: dict[str, LabRecord], record: LabRecord) -> str:
