@@ -17,6 +17,13 @@ from alerts.state import PatientState
 # never be a patient's key.
 _CLOCK_KEY = "kmg:partition-clock:{partition}:".ljust(80, "~")
 _LAB, _MED = "lab", "med"
+_ANALYTES: dict[str | None, Analyte | None] = {a.value: a for a in Analyte}
+_ANALYTES[None] = None
+_STATUSES = {s.value: s for s in LabStatus}
+_ACTIONS = {a.value: a for a in MedAction}
+_CLASSES: dict[tuple[str, ...], frozenset[MedClass]] = {}
+_SORTED_CLASSES: dict[frozenset[MedClass], tuple[MedClass, ...]] = {}
+_new = tuple.__new__
 
 
 def clock_key(partition: int) -> str:
@@ -57,37 +64,29 @@ def encode_event(ev: LabResult | Medication) -> list[Any]:
     if type(ev) is LabResult:
         return [_LAB, *ev]
     med: Medication = ev  # type: ignore[assignment]
-    return [_MED, *med[:4], sorted(med.classes), *med[5:]]
+    classes = _SORTED_CLASSES.get(med.classes)
+    if classes is None:
+        classes = _SORTED_CLASSES[med.classes] = tuple(sorted(med.classes))
+    return [_MED, *med[:4], classes, *med[5:]]
 
 
 def decode_event(data: list[Any]) -> LabResult | Medication:
     """Rebuild a buffered event with the enum members the engine compares by identity."""
+    # Lookups by value and tuple.__new__: the enum and NamedTuple constructors cost more than
+    # the rest of releasing a buffered event.
     if data[0] == _LAB:
         _, a, pid, eid, analyte, value, collected, status, rid, hemolyzed, enc, loc = data
-        return LabResult(
-            a,
-            pid,
-            eid,
-            Analyte(analyte) if analyte is not None else None,
-            value,
-            collected,
-            LabStatus(status),
-            rid,
-            hemolyzed,
-            enc,
-            loc,
-        )
+        return _new(
+            LabResult,
+            (a, pid, eid, _ANALYTES[analyte], value, collected, _STATUSES[status], rid,
+             hemolyzed, enc, loc),
+        )  # fmt: skip
     _, a, pid, eid, action, classes, order_id, enc, loc = data
-    return Medication(
-        a,
-        pid,
-        eid,
-        MedAction(action),
-        frozenset(MedClass(c) for c in classes),
-        order_id,
-        enc,
-        loc,
-    )
+    key = tuple(classes)
+    members = _CLASSES.get(key)
+    if members is None:
+        members = _CLASSES[key] = frozenset(MedClass(c) for c in classes)
+    return _new(Medication, (a, pid, eid, _ACTIONS[action], members, order_id, enc, loc))
 
 
 def buffered_id(data: list[Any]) -> str:
