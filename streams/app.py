@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
 from streams.processor import TICK, Consumed, PartitionScope, StreamProcessor
-from streams.settings import Settings
+from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
 from streams.transport import SentinelApp
 
@@ -195,6 +195,11 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         producer_linger=settings.producer_linger_seconds,
         # Changelog records (one per changed patient) come in bursts: fewer, larger requests.
         producer_max_batch_size=settings.producer_batch_bytes,
+        producer_compression_type=(
+            None
+            if settings.producer_compression is Compression.NONE
+            else settings.producer_compression.value
+        ),
         # The most records one fetch, hence one batch of the agent, may hold.
         broker_max_poll_records=settings.batch_max_messages,
         table_standby_replicas=0,

@@ -133,9 +133,8 @@ class BatchConsumer(driver.Consumer):
                 if msgs:
                     await self._handle(app.batch_handler, msgs, offsets)
                 await self._deliver(others)
-                if self._commit_every is not None and self._n_acked >= self._commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                # No commit here: it would hold the next fetch until the changelog writes it
+                # covers are acknowledged. Faust's commit timer commits beside this loop.
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
