@@ -292,3 +292,16 @@ def test_offsets_the_broker_skipped_are_noted_as_gaps(
     monkeypatch.setattr(consumer, "_add_gap", add_gap)
     asyncio.run(consumer._gaps({tp: [_record("t.labs", 0, o) for o in offsets]}))
     assert noted == gaps
+
+
+@pytest.mark.parametrize(("compression", "expected"), [("zstd", "zstd"), ("none", None)])
+def test_the_producer_compresses_as_configured_and_commits_every_second(
+    tmp_path, compression, expected
+):
+    settings = Settings(
+        data_dir=tmp_path, store="memory://", topic_prefix="t.", producer_compression=compression
+    )
+    app = build_app(settings, CollectorRegistry())
+    assert app.conf.producer_compression_type == expected
+    assert app.conf.broker_commit_interval == 1.0
+    assert Settings().producer_compression == "zstd"
