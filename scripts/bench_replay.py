@@ -1,6 +1,7 @@
 """Benchmark `kmg replay` against the decode-only floor on generated feeds; print the figures.
 
 Usage: python scripts/bench_replay.py [--patients 20000] [--days 30] [--events 1000000]
+                                      [--repeat 3]
 
 Each measurement runs in a fresh process so its peak memory is its own. The decode-only floor
 reads the same file and validates every line with the same models, and nothing else.
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--repeat", type=int, default=3, help="floor/replay pairs to run")
     parser.add_argument("--decode-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.decode_only:
@@ -124,21 +126,33 @@ def main() -> None:
     half_name = f"feed-p{args.patients}-d{half_days}-e{args.events // 2}-s{args.seed}.ndjson"
     half = feed(args.data_dir / half_name, args.patients, half_days, args.events // 2, args.seed)
 
-    n, decode_s, loop_s = decode_floor(full)
-    wall, peak = measured(["replay", str(full), "--out", os.devnull])
+    # Floor and replay alternate, so a slow spell of the machine (run-to-run swings of 30% are
+    # common on this VM) hits both; each is reported by its fastest run, and every pair shown.
+    pairs: list[tuple[float, float, float, int]] = []
+    for _ in range(args.repeat):
+        n, decode_s, loop_s = decode_floor(full)
+        wall, peak = measured(["replay", str(full), "--out", os.devnull])
+        pairs.append((decode_s, loop_s, wall, peak))
     half_wall, half_peak = measured(["replay", str(half), "--out", os.devnull])
     half_n = lines_in(half)
 
+    decode_s = min(p[0] for p in pairs)
+    loop_s = min(p[1] for p in pairs)
+    wall = min(p[2] for p in pairs)
+    peak = max(p[3] for p in pairs)
     decode_rate = n / decode_s
     replay_rate = n / wall
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"feed: {n} lines, {args.patients} patients, {args.days} days ({full.name})")
+    print(f"runs: {args.repeat} floor/replay pairs, alternating; fastest of each below")
     print(
         f"decode-only floor:  {decode_rate:10,.0f} events/s  ({decode_s:.1f} s, process wall "
         f"time; the decode loop alone {loop_s:.1f} s = {n / loop_s:,.0f} events/s)"
     )
     print(f"kmg replay:         {replay_rate:10,.0f} events/s  ({wall:.1f} s, process wall time)")
     print(f"replay / floor:     {replay_rate / decode_rate:10.1%}")
+    for i, (d, _, w, _) in enumerate(pairs, 1):
+        print(f"  pair {i}: floor {n / d:,.0f}, replay {n / w:,.0f} events/s, ratio {d / w:.1%}")
     print(f"peak memory:        {peak:10,d} MiB  ({args.days} days)")
     print(
         f"peak memory (half): {half_peak:10,d} MiB  ({half_days} days, {half_n} lines, "
