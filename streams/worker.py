@@ -32,16 +32,6 @@ class UnsupportedGuarantee(ConfigError):
     """A processing guarantee this worker cannot keep."""
 
 
-class _QuietBackpressure(logging.Filter):
-    """Drop Faust's per-100-writes notes that its changelog send buffer is full.
-
-    They are the expected backpressure while a backlog is consumed, not a fault.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("producer buffer full", "producer flush took"))
-
-
 def check_guarantee(settings: Settings) -> None:
     """Refuse exactly_once, which faust-streaming 0.15 cannot give with a sink topic.
 
@@ -97,7 +87,6 @@ def run_worker(settings: Settings) -> int:
     discard_after_unclean_stop(settings.data_dir, Path(app.conf.tabledir))
     marker = settings.data_dir / RUNNING_MARKER
     marker.write_text(f"{os.getpid()}\n")
-    logging.getLogger("faust.transport.producer").addFilter(_QuietBackpressure())
     worker = build_worker(app, settings, loop)
     try:
         worker.execute_from_commandline()
