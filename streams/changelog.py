@@ -70,11 +70,13 @@ class ChangelogWriter:
     first `settle`s: every queued write sent and acknowledged, or the first failure returned.
     """
 
-    def __init__(self, table: Any, producer: Any, max_queued: int = 256) -> None:
+    def __init__(self, table: Any, producer: Any, max_queued: int = 16) -> None:
         # `producer` returns the started aiokafka producer (the app's, created on start).
         self.table = table
         self.producer = producer
-        self.max_queued = max_queued  # partition writes queued before `write` waits
+        # Partition writes queued before `write` waits: about two batches over 8 partitions,
+        # enough to overlap a batch's processing with the previous one's sending.
+        self.max_queued = max_queued
         self.failure: BaseException | None = None
         self._topic: str | None = None
         self._queue: deque[tuple[int, list[tuple[str, bytes]]]] = deque()
