@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
-from streams.processor import TICK, Consumed, PartitionScope, StreamProcessor
+from streams.processor import TICK, Acknowledged, Consumed, PartitionScope, StreamProcessor
 from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
 from streams.transport import SentinelApp
@@ -43,21 +43,21 @@ class TopicOutbox:
         self.alerts = alerts
         self.dead_letters = dead_letters
 
-    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
-        """Send the alerts and wait until the broker has acknowledged every one."""
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
+        """Send the alerts; return what completes once the broker has acknowledged every one."""
         send, topic = self.app.producer.send, self.alerts
         pending = [
             await send(topic, key, value, partition, None, None)
             for partition, key, value in records
         ]
-        await asyncio.gather(*pending)
+        return asyncio.gather(*pending)
 
     async def dead_letter(
         self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Send one dead letter and wait until the broker has acknowledged it."""
+    ) -> Acknowledged:
+        """Send one dead letter; return what completes once the broker has acknowledged it."""
         send = self.app.producer.send
-        await (await send(self.dead_letters, key, value, partition, None, headers))
+        return await send(self.dead_letters, key, value, partition, None, headers)
 
 
 class ConsumerBacklog:
@@ -151,13 +151,12 @@ class RetryingAgent:
         self.stopping = stopping
         self.sleep = sleep
 
-    async def __call__(self, msgs: Sequence[Consumed]) -> None:
+    async def __call__(self, msgs: Sequence[Consumed]) -> Acknowledged | None:
         """Handle the batch; until it succeeds, forget memory, wait and take it again."""
         delay = _FIRST_RETRY_SECONDS
         while True:
             try:
-                await self.processor.handle_batch(msgs, self.scope)
-                return
+                return await self.processor.handle_batch(msgs, self.scope)
             except Exception as exc:  # noqa: BLE001 - outputs failed (the broker): never stop
                 self.processor.on_rebalance()  # the table is the truth again
                 if self.stopping():

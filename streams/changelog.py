@@ -7,8 +7,9 @@ once per batch, so it writes them the way Kafka stores them: the partition's rec
 to producer batches, one send per batch, the persisted offset noted once when the last one is
 acknowledged. Recovery reads the same records Faust would have written (raw key, raw value).
 
-The sends run in a task of their own, so the agent goes on with its next batch meanwhile. A
-commit of input offsets first waits for every queued write to be acknowledged (`settle`). A
+The sends run in a task of their own, so the agent goes on with its next batch meanwhile; each
+write waits there for the acknowledgement of the alerts its states account for. A commit of
+input offsets first waits for every queued write to be acknowledged (`settle`). A
 changelog send that fails (after the producer's own retries) must not be followed by such a
 commit: `failure` is set, and the consumer crashes the worker instead of committing
 (streams/transport.py), so a restart rebuilds the table from the changelog and takes those
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from typing import Any, Protocol
 
 from faust.types import TP
@@ -32,8 +33,10 @@ log = logging.getLogger("kmg.changelog")
 class TableWriter(Protocol):
     """Where a batch's changed table entries of one partition go."""
 
-    async def write(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
-        """Write the entries, in order (a commit of the inputs they reflect waits for them)."""
+    async def write(
+        self, partition: int, entries: list[tuple[str, bytes]], after: Awaitable[Any] | None = None
+    ) -> None:
+        """Write the entries, in order; durably only once `after` (if given) completes."""
         ...
 
 
@@ -43,8 +46,10 @@ class MappingWriter:
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
         self.table = table
 
-    async def write(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
-        """Assign each entry."""
+    async def write(
+        self, partition: int, entries: list[tuple[str, bytes]], after: Awaitable[Any] | None = None
+    ) -> None:
+        """Assign each entry (a mapping has nothing to wait for)."""
         table = self.table
         for key, value in entries:
             table[key] = value
@@ -79,7 +84,7 @@ class ChangelogWriter:
         self.max_queued = max_queued
         self.failure: BaseException | None = None
         self._topic: str | None = None
-        self._queue: deque[tuple[int, list[tuple[str, bytes]]]] = deque()
+        self._queue: deque[tuple[int, list[tuple[str, bytes]], Awaitable[Any] | None]] = deque()
         self._pump: asyncio.Future[None] | None = None
         self._unacknowledged: set[asyncio.Future[Any]] = set()
 
@@ -90,12 +95,19 @@ class ChangelogWriter:
             self._topic = self.table.changelog_topic.get_topic_name()
         return self._topic
 
-    async def write(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
-        """Store the entries locally and queue them for the changelog partition."""
+    async def write(
+        self, partition: int, entries: list[tuple[str, bytes]], after: Awaitable[Any] | None = None
+    ) -> None:
+        """Store the entries locally; queue them for the changelog, to follow `after`.
+
+        `after` is the acknowledgement of the alerts these states already account for: a state
+        in the changelog must never run ahead of its alerts, or a restart that reads it would
+        not send them again.
+        """
         if not entries:
             return
         self._store(partition, entries)
-        self._queue.append((partition, entries))
+        self._queue.append((partition, entries, after))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.ensure_future(self._send_queued())
         if len(self._queue) > self.max_queued:
@@ -125,8 +137,10 @@ class ChangelogWriter:
     async def _send_queued(self) -> None:
         queue = self._queue
         while queue and self.failure is None:
-            partition, entries = queue[0]
+            partition, entries, after = queue[0]
             try:
+                if after is not None:
+                    await after
                 await self._append(partition, entries)
             except BaseException as exc:
                 # The store now runs ahead of the changelog: the worker must not commit, and

@@ -2,8 +2,10 @@
 
 This is the body of the Faust agent, kept free of Faust so it can be driven directly in tests.
 Per batch of messages, in this order: everything in memory is changed first; then the alerts
-are published and acknowledged; then dead letters are sent; then the changed states are
-written to the table (the changelog), so a state never runs ahead of the alerts it emitted.
+and dead letters are sent; then the changed states are written to the local table and queued
+for the changelog behind the acknowledgement of those outputs, which the batch returns (its
+offsets are acknowledged once it completes), so a state never runs ahead of the alerts it
+emitted, and the next batch need not wait for the broker.
 An exception while processing leaves no trace: unflushed changes are dropped, the indices are
 rebuilt from the table, and the batch is taken again one message at a time, where the message
 (or the buffered event or timer) that fails is set aside with reason `processing_error`.
@@ -11,10 +13,11 @@ rebuilt from the table, and the batch is taken again one message at a time, wher
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -77,17 +80,21 @@ class InputMessage(NamedTuple):
     value: bytes | None
 
 
+Acknowledged = Awaitable[Any]
+"""Completes once the broker has acknowledged what was sent (or fails if it will not)."""
+
+
 class Outbox(Protocol):
     """Where the agent's outputs go (Kafka topics in the worker, lists in tests)."""
 
-    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
-        """Send (partition, key, value) alert records; return once every one is acknowledged."""
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
+        """Send (partition, key, value) alert records; return their acknowledgement."""
         ...
 
     async def dead_letter(
         self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Send one dead letter."""
+    ) -> Acknowledged:
+        """Send one dead letter; return its acknowledgement."""
         ...
 
 
@@ -187,15 +194,19 @@ class StreamProcessor:
 
     # -- messages -------------------------------------------------------------------------
 
-    async def handle_batch(self, msgs: Sequence[Consumed], scope: PartitionScope) -> None:
+    async def handle_batch(
+        self, msgs: Sequence[Consumed], scope: PartitionScope
+    ) -> Acknowledged | None:
         """Process consumed messages in order; write each changed state once at the end.
 
-        The outputs of the whole batch are published and acknowledged before any state is
-        written. If anything fails, the batch is undone and taken again one message at a
-        time, which names and sets aside the failing message or buffered event.
+        The batch's outputs are sent, and its states written locally and queued for the
+        changelog behind their acknowledgement, which is returned: the batch's offsets may be
+        acknowledged once it completes, and the next batch need not wait for it. If processing
+        fails, the batch is undone and taken again one message at a time, which names and sets
+        aside the failing message or buffered event.
         """
         if not msgs:
-            return
+            return None
         started = time.perf_counter()
         wall = self.wall()
         self.backlog.refresh()
@@ -221,12 +232,13 @@ class StreamProcessor:
             for msg in msgs:
                 scope(msg.partition)
                 await self.handle(msg)
-            return
+            return None
         for (kind, outcome), n in Counter(counted).items():
             self._count(kind, outcome, n)
-        await self._emit()
-        await self.store.flush(scope)
+        sent = await self._emit()
+        await self.store.flush(scope, after=sent)
         self._after(msgs, wall, time.perf_counter() - started)
+        return sent
 
     async def handle(self, msg: Consumed) -> None:
         """Process one message; never raises on bad input or an engine failure."""
@@ -246,7 +258,9 @@ class StreamProcessor:
                     break
         if counted is not None:
             self._count(*counted)
-        await self._emit()
+        sent = await self._emit()
+        if sent is not None:
+            await sent  # one message at a time: its outputs before its state
         await self.store.flush()
         self._after([msg], wall, time.perf_counter() - started)
 
@@ -396,19 +410,24 @@ class StreamProcessor:
 
     # -- outputs --------------------------------------------------------------------------
 
-    async def _emit(self) -> None:
+    async def _emit(self) -> Acknowledged | None:
+        """Send the alerts and dead letters; return their acknowledgement, if any was sent."""
         alerts, letters = self._out, self._aside + self._letters
         self._out, self._letters, self._aside = [], [], []
+        pending: list[Acknowledged] = []
         if alerts:
             records = [(p, a.patient_id.encode(), orjson.dumps(a.to_wire())) for p, a in alerts]
-            await self.outbox.publish_alerts(records)
+            pending.append(await self.outbox.publish_alerts(records))
             for _, a in alerts:
                 self.metrics.alert(a.rule, a.status, a.severity)
         for letter in letters:
-            await self.outbox.dead_letter(
-                letter.partition, letter.key, letter.value, letter.headers
+            pending.append(
+                await self.outbox.dead_letter(
+                    letter.partition, letter.key, letter.value, letter.headers
+                )
             )
             self.metrics.dead_letter(letter.reason)
+        return asyncio.gather(*pending) if pending else None
 
     def _count(self, kind: str, outcome: str, n: int = 1) -> None:
         self.metrics.event(kind, outcome, n)

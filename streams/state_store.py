@@ -9,7 +9,7 @@ acknowledged: a state in the changelog never runs ahead of the alerts it already
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from alerts.state import PatientState
@@ -96,12 +96,15 @@ class PatientStore:
         stored = decode_value(raw)
         return stored.clock if type(stored) is StoredClock else None
 
-    async def flush(self, scope: Callable[[int], None] | None = None) -> int:
+    async def flush(
+        self, scope: Callable[[int], None] | None = None, after: Awaitable[Any] | None = None
+    ) -> int:
         """Write every recorded state, then the clocks, partition by partition; count writes.
 
         `scope(partition)`, when given, is called before each partition's writes: a Faust table
         store takes the partition of a write from the event being processed, which in a batch
-        has to be set to one of that partition's events.
+        has to be set to one of that partition's events. `after` is the acknowledgement of the
+        alerts these states follow: the changelog gets them only once it completes.
         """
         cache, cache_size = self._cache, self.cache_size
         by_partition: dict[int, list[tuple[str, bytes]]] = {}
@@ -125,7 +128,7 @@ class PatientStore:
         for partition, entries in by_partition.items():
             if scope is not None:
                 scope(partition)
-            await self.writer.write(partition, entries)
+            await self.writer.write(partition, entries, after)
         return written
 
     def discard(self) -> None:

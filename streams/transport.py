@@ -14,6 +14,7 @@ message does in Faust.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -22,14 +23,14 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
-from streams.processor import Consumed
+from streams.processor import Acknowledged, Consumed
 
 
 class BatchHandler(Protocol):
     """The agent body: handle one fetch of input records, in partition order."""
 
-    async def __call__(self, msgs: Sequence[Consumed]) -> None:
-        """Handle the records; return once their outputs are written and may be committed."""
+    async def __call__(self, msgs: Sequence[Consumed]) -> Acknowledged | None:
+        """Handle the records; return what completes once their offsets may be committed."""
         ...
 
 
@@ -37,6 +38,21 @@ class BatchConsumer(driver.Consumer):
     """Faust's aiokafka consumer that hands each fetch of the input topics to a batch handler."""
 
     _idle: asyncio.Event | None = None
+    _unacknowledged: set[asyncio.Future[Any]] | None = None
+    _pending: deque[tuple[asyncio.Future[Any], dict[TP, list[int]]]] | None = None
+
+    @property
+    def unacknowledged(self) -> set[asyncio.Future[Any]]:
+        """Return the handled batches whose outputs the broker has not acknowledged yet."""
+        if self._unacknowledged is None:
+            self._unacknowledged = set()
+        return self._unacknowledged
+
+    @property
+    def _in_order(self) -> deque[tuple[asyncio.Future[Any], dict[TP, list[int]]]]:
+        if self._pending is None:
+            self._pending = deque()
+        return self._pending
 
     @property
     def idle(self) -> asyncio.Event:
@@ -47,12 +63,14 @@ class BatchConsumer(driver.Consumer):
         return self._idle
 
     async def wait_empty(self) -> None:
-        """Wait for the batch being handled, then for Faust's own unacknowledged messages."""
+        """Wait for the batch being handled and its acknowledgement, then for Faust's own."""
         while not self.idle.is_set() and not self.should_stop:
             try:
                 await asyncio.wait_for(self.idle.wait(), timeout=1.0)
             except TimeoutError:
                 self.log.info("wait_empty: waiting for the batch being handled")
+        if self.unacknowledged:
+            await asyncio.wait(list(self.unacknowledged))
         await super().wait_empty()
 
     def acknowledge(self, offsets: dict[TP, list[int]]) -> None:
@@ -153,16 +171,46 @@ class BatchConsumer(driver.Consumer):
         task = asyncio.ensure_future(handler(msgs))
         try:
             try:
-                await asyncio.shield(task)
+                sent = await asyncio.shield(task)
             except asyncio.CancelledError:
                 # A stop while a batch is half done: what it published must also be written
                 # and acknowledged, or a restart would publish its alerts a second time.
-                await task
+                sent = await task
+                if sent is not None:
+                    await sent
                 self.acknowledge(offsets)
                 raise
-            self.acknowledge(offsets)
+            if sent is None:
+                self.acknowledge(offsets)
+            else:
+                self._acknowledge_once_sent(sent, offsets)
         finally:
             self.idle.set()
+
+    def _acknowledge_once_sent(self, sent: Acknowledged, offsets: dict[TP, list[int]]) -> None:
+        # The next batch is taken meanwhile. Offsets are acknowledged strictly in batch order
+        # (Faust commits up to the first run of consecutive acknowledged offsets, whatever
+        # lies before it), so no commit ever covers a batch whose outputs are unacknowledged.
+        fut = asyncio.ensure_future(sent)
+        self.unacknowledged.add(fut)
+        self._in_order.append((fut, offsets))
+        fut.add_done_callback(self._acknowledge_in_order)
+
+    def _acknowledge_in_order(self, _: asyncio.Future[Any]) -> None:
+        queue = self._in_order
+        while queue and queue[0][0].done():
+            fut, offsets = queue.popleft()
+            self.unacknowledged.discard(fut)
+            exc = None if fut.cancelled() else fut.exception()
+            if fut.cancelled() or exc is not None:
+                # Outputs the broker refused: never commit past them. A restart takes them
+                # again from the last commit (the changelog holds nothing past them either).
+                reason = exc if exc is not None else asyncio.CancelledError()
+                self.log.error("a batch's alerts were not acknowledged (%r)", reason)
+                queue.clear()
+                asyncio.ensure_future(self.crash(reason))
+                return
+            self.acknowledge(offsets)
 
     async def _gaps(self, records: Mapping[TP, list[Any]]) -> None:
         # Offsets skipped by the broker (compaction, transaction markers) still count as read.
@@ -200,7 +248,7 @@ async def _settled() -> BaseException | None:
     return None
 
 
-async def _no_handler(msgs: Sequence[Consumed]) -> None:
+async def _no_handler(msgs: Sequence[Consumed]) -> Acknowledged | None:
     raise RuntimeError("input records arrived before a batch handler was set")
 
 

@@ -226,3 +226,35 @@ def test_entries_land_in_the_partitions_rocksdb_where_faust_reads_them(tmp_path)
         5: {"P1": None, "P2": None, "P3": b"three", "persisted": 0},
     }
     assert writer.failure is None
+
+
+def test_states_reach_the_changelog_only_after_their_alerts_are_acknowledged():
+    producer = Producer(batch_bytes=16_384)
+    writer, store = _writer(producer)
+
+    async def scenario() -> list[str]:
+        alerts_acked = asyncio.get_running_loop().create_future()
+        await writer.write(0, [("P1", b"{}")], after=alerts_acked)
+        await asyncio.sleep(0.01)
+        steps = [f"stored {sorted(store)}, sent {len(producer.sent)}"]
+        alerts_acked.set_result(None)
+        await _until_sent(producer, 1)
+        producer.acknowledge()
+        steps.append(f"sent {len(producer.sent)}, settled {await writer.settle()}")
+        return steps
+
+    assert asyncio.run(scenario()) == ["stored ['P1'], sent 0", "sent 1, settled None"]
+
+
+def test_alerts_the_broker_refused_keep_their_states_out_of_the_changelog():
+    producer = Producer(batch_bytes=16_384)
+    writer, _ = _writer(producer)
+
+    async def scenario() -> BaseException | None:
+        alerts_acked = asyncio.get_running_loop().create_future()
+        await writer.write(0, [("P1", b"{}")], after=alerts_acked)
+        alerts_acked.set_exception(ConnectionError("broker gone"))
+        return await writer.settle()
+
+    assert isinstance(asyncio.run(scenario()), ConnectionError)
+    assert producer.sent == []

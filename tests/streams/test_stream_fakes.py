@@ -81,15 +81,24 @@ class Outbox:
         self.keys: list[bytes] = []
         self.dead: list[tuple[int, bytes | None, bytes, dict[str, bytes]]] = []
 
-    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> None:
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Any:
         for _, key, value in records:
             self.keys.append(key)
             self.alerts.append(orjson.loads(value))
+        return _acknowledged()
 
     async def dead_letter(
         self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> Any:
         self.dead.append((partition, key, value, dict(headers)))
+        return _acknowledged()
+
+
+def _acknowledged() -> asyncio.Future[None]:
+    """What the broker's acknowledgement is once it has arrived."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
 
 
 @dataclass

@@ -305,3 +305,81 @@ def test_the_producer_compresses_as_configured_and_commits_every_second(
     assert app.conf.producer_compression_type == expected
     assert app.conf.broker_commit_interval == 1.0
     assert Settings().producer_compression == "zstd"
+
+
+def test_offsets_are_acknowledged_in_batch_order_once_their_outputs_are(tmp_path):
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 0
+
+    async def scenario() -> list[int | None]:
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        consumer._acknowledge_once_sent(first, {tp: [0, 1]})
+        consumer._acknowledge_once_sent(second, {tp: [2, 3]})
+        seen = []
+        second.set_result(None)  # the later batch's alerts are acknowledged first
+        await asyncio.sleep(0)
+        seen.append(consumer._new_offset(tp))  # nothing may be committed yet
+        first.set_result(None)
+        await asyncio.sleep(0)
+        seen.append(consumer._new_offset(tp))
+        return seen
+
+    assert asyncio.run(scenario()) == [None, 4]
+    assert not consumer.unacknowledged
+
+
+def test_outputs_the_broker_refused_stop_the_worker_and_are_never_committed(tmp_path, monkeypatch):
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 0
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(consumer, "crash", crash)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        consumer._acknowledge_once_sent(first, {tp: [0, 1]})
+        consumer._acknowledge_once_sent(second, {tp: [2, 3]})
+        first.set_exception(ConnectionError("broker gone"))
+        await asyncio.sleep(0)
+        second.set_result(None)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert [str(e) for e in crashed] == ["broker gone"]
+    assert consumer._new_offset(tp) is None  # neither batch: the later one follows the first
+
+
+def test_a_rebalance_waits_for_the_outputs_of_handled_batches(tmp_path, monkeypatch):
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 0
+    steps: list[str] = []
+
+    async def faust_wait_empty(self: Any) -> None:
+        steps.append(f"faust commits up to {self._new_offset(tp)}")
+
+    monkeypatch.setattr(BatchConsumer.__mro__[1], "wait_empty", faust_wait_empty)
+
+    async def scenario() -> None:
+        sent = asyncio.get_running_loop().create_future()
+
+        async def handler(msgs: Any) -> Any:
+            return sent
+
+        msgs = [InputMessage("t.labs", 0, o, b"P1", b"{}") for o in (0, 1)]
+        await consumer._handle(handler, msgs, {tp: [0, 1]})  # returns before the acks
+        waiting = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(0.01)
+        steps.append(f"waiting: {not waiting.done()}")
+        sent.set_result(None)
+        await waiting
+
+    asyncio.run(scenario())
+    assert steps == ["waiting: True", "faust commits up to 2"]
