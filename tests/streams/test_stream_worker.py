@@ -88,6 +88,14 @@ def _consumer(tmp_path: Any) -> tuple[Any, BatchConsumer]:
     return app, app.consumer
 
 
+def _consumer_at_start(tmp_path: Any) -> tuple[Any, TP]:
+    """Return a consumer that has committed nothing yet of partition 0 of the labs topic."""
+    _, consumer = _consumer(tmp_path)
+    tp = TP("t.labs", 0)
+    consumer._committed_offset[tp] = 0
+    return consumer, tp
+
+
 def _record(topic: str, partition: int, offset: int) -> Any:
     return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=b"P1", value=b"{}")
 
@@ -135,9 +143,7 @@ def test_acknowledged_batches_are_what_faust_commits(tmp_path):
 
 
 def test_a_stop_during_a_batch_lets_it_finish_and_acknowledges_it(tmp_path):
-    _, consumer = _consumer(tmp_path)
-    tp = TP("t.labs", 0)
-    consumer._committed_offset[tp] = 0
+    consumer, tp = _consumer_at_start(tmp_path)
     release = asyncio.Event()
     handled: list[int] = []
 
@@ -308,9 +314,7 @@ def test_the_producer_compresses_as_configured_and_commits_every_second(
 
 
 def test_offsets_are_acknowledged_in_batch_order_once_their_outputs_are(tmp_path):
-    _, consumer = _consumer(tmp_path)
-    tp = TP("t.labs", 0)
-    consumer._committed_offset[tp] = 0
+    consumer, tp = _consumer_at_start(tmp_path)
 
     async def scenario() -> list[int | None]:
         loop = asyncio.get_running_loop()
@@ -331,9 +335,7 @@ def test_offsets_are_acknowledged_in_batch_order_once_their_outputs_are(tmp_path
 
 
 def test_outputs_the_broker_refused_stop_the_worker_and_are_never_committed(tmp_path, monkeypatch):
-    _, consumer = _consumer(tmp_path)
-    tp = TP("t.labs", 0)
-    consumer._committed_offset[tp] = 0
+    consumer, tp = _consumer_at_start(tmp_path)
     crashed: list[BaseException] = []
 
     async def crash(exc: BaseException) -> None:
@@ -357,9 +359,7 @@ def test_outputs_the_broker_refused_stop_the_worker_and_are_never_committed(tmp_
 
 
 def test_a_rebalance_waits_for_the_outputs_of_handled_batches(tmp_path, monkeypatch):
-    _, consumer = _consumer(tmp_path)
-    tp = TP("t.labs", 0)
-    consumer._committed_offset[tp] = 0
+    consumer, tp = _consumer_at_start(tmp_path)
     steps: list[str] = []
 
     async def faust_wait_empty(self: Any) -> None:
