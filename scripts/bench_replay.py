@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
+KMG = Path(PY).with_name("kmg")  # the console command, exactly as a user runs it
 
 
 def feed(path: Path, patients: int, days: int, events: int, seed: int) -> Path:
@@ -49,23 +50,18 @@ def feed(path: Path, patients: int, days: int, events: int, seed: int) -> Path:
 
 
 def measured(argv: list[str]) -> tuple[float, int]:
-    """Run a command in a fresh process; return (wall seconds, peak RSS in MiB)."""
-    code = (
-        "import resource, sys\n"
-        "from streams.cli import main\n"
-        "try:\n    status = main(sys.argv[2:])\nfinally:\n"
-        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    print('PEAK_KIB', peak, file=sys.stderr)\n"
-        "sys.exit(status)"
-    )
+    """Run the `kmg` console command; return (wall seconds, its peak RSS in MiB)."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [PY, "-c", code, "-", *argv], cwd=REPO, capture_output=True, text=True, check=True
+    child = subprocess.Popen(
+        [str(KMG), *argv], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
-    rows = done.stderr.splitlines()
-    peak = next(int(row.split()[1]) for row in rows if row.startswith("PEAK_KIB"))
-    return wall, peak // 1024
+    errors = child.stderr.read().decode() if child.stderr else ""
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"kmg {' '.join(argv)} failed ({child.returncode}): {errors}")
+    return wall, usage.ru_maxrss // 1024
 
 
 def decode_only(path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from alerts.wire import AlertEvent
+from streams.cli import main
 from tests.alerts.feed import NOT_CHECKED, encode, fired, kcl, mg, resolved, t
 from tests.alerts.harness import project
 from tests.conftest import REPO
@@ -283,3 +285,29 @@ def test_check_config_of_the_defaults():
     done = kmg("check-config")
     assert done.returncode == 0, done.stderr
     assert "rules.toml: valid" in done.stdout.decode()
+
+
+def test_the_console_command_ends_with_every_output_complete(shared_dir, tmp_path):
+    # The console command ends its process without tearing the heap down: what it wrote to a
+    # pipe, to files and to stderr must all be there, exactly as an in-process run writes it.
+    scenarios = load_scenarios(shared_dir / "scenarios")
+    inputs = [str(s.input) for s in scenarios]
+    out, summary = tmp_path / "in-process.ndjson", tmp_path / "summary.json"
+    assert main(["replay", *inputs, "--out", str(out), "--summary-json", str(summary)]) == 0
+    done = kmg("replay", *inputs, "--summary-json", tmp_path / "console.json")
+    assert done.returncode == 0
+    assert done.stdout == out.read_bytes() != b""
+    assert (tmp_path / "console.json").read_bytes() == summary.read_bytes()
+    assert done.stderr.decode().startswith("events read: ")
+
+
+def test_an_in_process_replay_returns_with_the_collector_as_it_was(basic_file, tmp_path):
+    assert gc.isenabled()
+    assert main(["replay", str(basic_file), "--out", str(tmp_path / "a.ndjson")]) == 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert main(["replay", str(basic_file), "--out", str(tmp_path / "b.ndjson")]) == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
