@@ -153,6 +153,13 @@ class ExternalSorter:
         self._runs.append(fh)
         self._chunk = []
 
+    def take(self) -> list[LabResult | Medication]:
+        """Hand over every event, unsorted, when none was spilled; the sorter is empty after."""
+        if self._runs:
+            raise RuntimeError("events were spilled to sorted runs: read them with blocks()")
+        chunk, self._chunk = self._chunk, []
+        return chunk
+
     def __iter__(self) -> Iterator[LabResult | Medication]:
         """Yield every event in (available, patient_id, event_id) order, once."""
         for block in self.blocks():

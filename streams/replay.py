@@ -17,6 +17,7 @@ from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
 from alerts.dedup import SeenEvents
 from alerts.engine import Engine, EpisodeObserver
 from alerts.events import LabResult, Medication
+from alerts.patient_release import release_by_patient
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, EventTimeScheduler
 from alerts.state import PatientState
@@ -210,25 +211,31 @@ class Replay:
             summary.duplicates += duplicates
         progress(read_bytes)
 
-    def run(self, engine: Engine | None = None) -> ReplaySummary:
+    def run(self, engine: Engine | None = None, *, in_time_order: bool = False) -> ReplaySummary:
         """Release every event and timer in order and flush the outputs.
 
         `engine` replaces the replay's own for this run: an audit passes a subclass that also
-        reports what each event changed.
+        reports what each event changed, step by step in time order. Otherwise, when every
+        event is in memory, patients are released one at a time (alerts.patient_release),
+        unless `in_time_order` asks for the time-ordered release; the output is the same.
         """
         if engine is not None:
             self.engine = engine
-        scheduler = EventTimeScheduler(self.engine, self.states, self._emit)
         self.summary.sorted_runs = self.sorter.runs
         # Every source has been read: the ids seen are no longer needed, and their memory is.
         self.seen = SeenEvents(self.seen.horizon)
-        process = scheduler.process
+        # Patient by patient when the whole feed is in memory and nothing watches the engine's
+        # steps as they happen (an audit's ledger and an episode observer read them in time
+        # order); otherwise in time order, merging the sorted runs.
+        by_patient = not (
+            in_time_order or engine is not None or self.engine.observer or self.sorter.runs
+        )
         collecting = _pause_collector()
         try:
-            for block in self.sorter.blocks():
-                for ev in block:
-                    process(ev)
-            scheduler.run_timers(FOREVER)
+            if by_patient:
+                release_by_patient(self.engine, self.states, self.sorter.take(), self._emit)
+            else:
+                self._release_in_time_order()
         finally:
             if collecting:
                 gc.enable()
@@ -237,6 +244,14 @@ class Replay:
         self.summary.unknown_removals = self.engine.unknown_removals
         self.summary.patients = len(self.states)
         return self.summary
+
+    def _release_in_time_order(self) -> None:
+        scheduler = EventTimeScheduler(self.engine, self.states, self._emit)
+        process = scheduler.process
+        for block in self.sorter.blocks():
+            for ev in block:
+                process(ev)
+        scheduler.run_timers(FOREVER)
 
     def _emit(self, alerts: list[Alert]) -> None:
         counts = self.summary.alerts

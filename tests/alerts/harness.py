@@ -58,8 +58,12 @@ def replay(
     *,
     prune: bool = True,
     chunk_size: int = 250_000,
+    time_order: bool = False,
 ) -> Outcome:
-    """Replay events given in arrival order; return the wire alerts, dead letters and summary."""
+    """Replay events given in arrival order; return the wire alerts, dead letters and summary.
+
+    `time_order` releases the events in time order rather than patient by patient.
+    """
     alerts_buf, dead_buf = io.BytesIO(), io.BytesIO()
     run = Replay(
         cfg or config(),
@@ -70,7 +74,7 @@ def replay(
     if not prune:
         run.engine.prune_every = FOREVER
     run.read("test", [encode(e) for e in events], lambda n: None)
-    summary = run.run()
+    summary = run.run(in_time_order=time_order)
 
     def parse(buf: io.BytesIO) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in buf.getvalue().splitlines()]

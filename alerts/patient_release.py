@@ -1,0 +1,122 @@
+"""Release a whole feed patient by patient, and its alerts in the total order of RULES.md 3.
+
+The rules never read one patient's state while applying another's events, so a patient's alerts
+depend only on the order of that patient's own events and timers. Releasing every event and
+timer of one patient before the next keeps that patient's state in the processor's cache
+(about twice as fast as interleaving 20,000 patients by time), and sorting the alerts by the
+position of what emitted them restores the order the time-ordered release gives, exactly.
+
+This holds only where no event is late, which a replay guarantees by sorting its whole input:
+then every event runs at its own availability time and every timer at its own due time. The
+stream, where events can be late, releases in time order (alerts.scheduler).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, MutableMapping
+from operator import itemgetter
+from typing import Any
+
+from alerts.alert import Alert
+from alerts.engine import Engine
+from alerts.events import LabResult, Medication, Micros
+from alerts.scheduler import AlertSink
+from alerts.state import PatientState, Timer
+
+# Where an output stands in the total order: an event's (a, 0, patient, event_id) sorts before
+# every timer due at the same instant, (tau, 1, patient, trigger, rule, kind), as section 3 has
+# it; alerts emitted by one event or timer keep the order the engine gave them (stable sort).
+_EVENT, _TIMER = 0, 1
+_position = itemgetter(0)
+
+
+def release_by_patient(
+    engine: Engine,
+    states: MutableMapping[str, PatientState],
+    events: list[LabResult | Medication],
+    sink: AlertSink,
+) -> None:
+    """Apply every event (in any order given) and run every timer; hand `sink` the alerts in order.
+
+    `events` is emptied, and each patient's events are dropped once released, so the states can
+    grow into the memory the events leave. All timers run, the last ones at their own due
+    times: this is the end of a replay, where the watermark is +infinity.
+    """
+    by_patient: dict[str, list[LabResult | Medication]] = {}
+    for ev in events:
+        held = by_patient.get(ev[1])
+        if held is None:
+            by_patient[ev[1]] = [ev]
+        else:
+            held.append(ev)
+    events.clear()
+    placed: list[tuple[tuple[Any, ...], Alert]] = []
+    for pid, patient_events in by_patient.items():
+        state = states.get(pid)
+        if state is None:
+            state = PatientState(pid)
+        patient_events.sort()
+        _release_patient(engine, state, patient_events, placed)
+        patient_events.clear()
+        states[pid] = state
+    for pid, state in states.items():
+        if pid not in by_patient and state.timers:
+            _release_patient(engine, state, [], placed)
+            states[pid] = state
+    placed.sort(key=_position)
+    if placed:
+        sink([alert for _, alert in placed])
+
+
+def _release_patient(
+    engine: Engine,
+    state: PatientState,
+    events: list[LabResult | Medication],
+    placed: list[tuple[tuple[Any, ...], Alert]],
+) -> None:
+    """Release one patient's sorted events, each after its timers due strictly before it."""
+    apply, fire = engine.apply, engine.fire
+    pid = state.patient_id
+    due: list[Timer] = list(state.timers)
+    heapq.heapify(due)
+    out: list[Alert] = []
+    timers: list[Timer] = []
+    for ev in events:
+        a = ev[0]
+        while due and due[0][0] < a:
+            _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
+        apply(state, ev, a, out, timers)
+        if timers:
+            for timer in timers:
+                heapq.heappush(due, timer)
+            timers.clear()
+        if out:
+            position = (a, _EVENT, pid, ev[2])
+            placed += [(position, alert) for alert in out]
+            out.clear()
+    while due:
+        _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
+
+
+def _run_timer(
+    fire: Callable[[PatientState, Timer, Micros, list[Alert], list[Timer]], None],
+    state: PatientState,
+    timer: Timer,
+    due: list[Timer],
+    out: list[Alert],
+    timers: list[Timer],
+    placed: list[tuple[tuple[Any, ...], Alert]],
+) -> None:
+    if timer not in state.timers:
+        return  # withdrawn or moved since it was set
+    tau = timer[0]
+    fire(state, timer, tau, out, timers)
+    if timers:
+        for t in timers:
+            heapq.heappush(due, t)
+        timers.clear()
+    if out:
+        position = (tau, _TIMER, *timer[1:])
+        placed += [(position, alert) for alert in out]
+        out.clear()
