@@ -249,6 +249,12 @@ def main(argv: list[str] | None = None, *, end_process: bool = False) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`kmg replay | head`): stop quietly, as a pipeline's
+        # commands do, with the status of a process ended by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def run() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from alerts.wire import AlertEvent
 from streams.cli import main
+from streams.synthetic_feed import FeedShape, write_ndjson
 from tests.alerts.feed import NOT_CHECKED, encode, fired, kcl, mg, resolved, t
 from tests.alerts.harness import project
 from tests.conftest import REPO
@@ -311,3 +313,22 @@ def test_an_in_process_replay_returns_with_the_collector_as_it_was(basic_file, t
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_reader_that_stops_early_ends_the_replay_quietly(tmp_path):
+    # `kmg replay | head -1`: the pipe closes after one alert; no traceback, SIGPIPE's status.
+    feed = tmp_path / "feed.ndjson"
+    # Over 1 MiB of alerts: the replay writes them in more than one piece.
+    write_ndjson(FeedShape(patients=2_000, days=14, target_events=150_000), feed)
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(
+        [*KMG, "replay", str(feed)], stdout=write_end, stderr=subprocess.PIPE, cwd=REPO
+    )
+    os.close(write_end)
+    first = os.read(read_end, 1)  # one byte, then the reader is gone
+    os.close(read_end)
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    assert child.wait(timeout=120) == 141
+    assert first == b"{"
+    assert errors == b""
