@@ -105,6 +105,25 @@ def test_no_spill_when_everything_fits():
     assert merged == sorted(events, key=release_key)
 
 
+def test_take_hands_over_every_event_as_added_and_empties_the_sorter():
+    events = _events(30)
+    sorter = ExternalSorter(1_000)
+    for ev in reversed(events):
+        sorter.add(ev)
+    assert sorter.take() == events[::-1]
+    assert sorter.take() == []
+    assert list(sorter) == []
+
+
+def test_take_refuses_once_a_run_was_spilled():
+    sorter = ExternalSorter(2)
+    for ev in _events(3):
+        sorter.add(ev)
+    with pytest.raises(RuntimeError, match="spilled"):
+        sorter.take()
+    assert len(list(sorter)) == 3  # still read back in order through the runs
+
+
 def test_an_empty_sorter_yields_nothing():
     assert sort_externally([], 3) == ([], 0)
 
