@@ -87,14 +87,8 @@ def _release_patient(
         while due and due[0][0] < a:
             _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
         apply(state, ev, a, out, timers)
-        if timers:
-            for timer in timers:
-                heapq.heappush(due, timer)
-            timers.clear()
-        if out:
-            position = (a, _EVENT, pid, ev[2])
-            placed += [(position, alert) for alert in out]
-            out.clear()
+        if timers or out:
+            _take_outputs(due, timers, out, placed, (a, _EVENT, pid, ev[2]))
     while due:
         _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
 
@@ -112,11 +106,20 @@ def _run_timer(
         return  # withdrawn or moved since it was set
     tau = timer[0]
     fire(state, timer, tau, out, timers)
-    if timers:
-        for t in timers:
-            heapq.heappush(due, t)
-        timers.clear()
-    if out:
-        position = (tau, _TIMER, *timer[1:])
-        placed += [(position, alert) for alert in out]
-        out.clear()
+    if timers or out:
+        _take_outputs(due, timers, out, placed, (tau, _TIMER, *timer[1:]))
+
+
+def _take_outputs(
+    due: list[Timer],
+    timers: list[Timer],
+    out: list[Alert],
+    placed: list[tuple[tuple[Any, ...], Alert]],
+    position: tuple[Any, ...],
+) -> None:
+    """Index the timers one step set, and place the alerts it emitted at its position."""
+    for timer in timers:
+        heapq.heappush(due, timer)
+    timers.clear()
+    placed += [(position, alert) for alert in out]
+    out.clear()
