@@ -13,7 +13,7 @@ import orjson
 
 from alerts.alert import Alert
 from alerts.codes import CodeSets
-from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
+from alerts.decoder import MAX_MESSAGE_BYTES, DeadLetter, Decoder, Ignored, IgnoreReason
 from alerts.dedup import SeenEvents
 from alerts.engine import Engine, EpisodeObserver
 from alerts.events import LabResult, Medication
@@ -163,13 +163,17 @@ class Replay:
         collecting = _pause_collector()
         try:
             for number, raw in enumerate(lines, 1):
-                read_bytes += len(raw)
+                size = len(raw)
+                read_bytes += size
                 if not number & 4095:
                     progress(read_bytes)
                     read_bytes = 0
-                raw = raw.rstrip(b"\r\n")
+                if size > MAX_MESSAGE_BYTES:
+                    raw = raw.rstrip(b"\r\n")  # its line end must not make a message too large
                 if not raw or raw.isspace():
                     continue
+                # Decoded with its line end (JSON allows whitespace after the value), which
+                # saves copying every line without it.
                 ev: Any = decode(raw)  # one of four tuples, told apart by its exact type
                 kind = type(ev)
                 if kind is Ignored:  # the most common: codes the rules do not read
@@ -196,6 +200,9 @@ class Replay:
                     else:
                         duplicates += 1
                 else:
+                    # Decoded again without its line end: the dead letter holds the line itself
+                    # and names its defect as the line alone reads.
+                    ev = decode(raw.rstrip(b"\r\n"))
                     invalid += 1
                     summary.invalid[ev.reason] += 1
                     where = {"source": name, "line": number}

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import base64
 import gc
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
+from alerts.decoder import MAX_MESSAGE_BYTES, Decoder
 from alerts.wire import AlertEvent
 from streams.cli import main
+from streams.replay import NdjsonWriter, Replay
 from streams.synthetic_feed import FeedShape, write_ndjson
 from tests.alerts.feed import NOT_CHECKED, encode, fired, kcl, mg, resolved, t
-from tests.alerts.harness import project
+from tests.alerts.harness import config, project
 from tests.conftest import REPO
 from tests.scenario_support import grouped_by_instant, load_scenarios
 
@@ -332,3 +336,28 @@ def test_a_reader_that_stops_early_ends_the_replay_quietly(tmp_path):
     assert child.wait(timeout=120) == 141
     assert first == b"{"
     assert errors == b""
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+def test_line_ends_count_neither_towards_the_size_limit_nor_in_dead_letters(line_end):
+    # Replay decodes a line with its end, and again without it only when it is dead-lettered.
+    def k_line(event_id: str, note: str) -> bytes:
+        event = kcl(event_id, t("08:00")) | {"note": note}
+        return orjson.dumps(event)
+
+    pad = MAX_MESSAGE_BYTES - len(k_line("e-at", ""))
+    at_limit, over = k_line("e-at", "x" * pad), k_line("e-over", "x" * (pad + 1))
+    broken = b'{"kind": "lab_result", "event_id": "e-broken"'
+    assert len(at_limit) == MAX_MESSAGE_BYTES
+    dead = io.BytesIO()
+    run = Replay(config(), NdjsonWriter(io.BytesIO()), NdjsonWriter(dead))
+    run.read("feed", [line + line_end for line in (at_limit, over, broken)], lambda n: None)
+    run.run()
+    records = [orjson.loads(line) for line in dead.getvalue().splitlines()]
+    decode = Decoder(config()).decode
+    assert [(r["reason"], r["line"], r["raw"]) for r in records] == [
+        ("too_large", 2, over.decode()),
+        ("bad_json", 3, broken.decode()),
+    ]
+    assert [r["detail"] for r in records] == [decode(over).detail, decode(broken).detail]
+    assert run.summary.events_by_kind["medication"] == 1  # the line at the limit was read
