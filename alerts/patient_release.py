@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, MutableMapping
 from operator import itemgetter
-from typing import Any
 
 from alerts.alert import Alert
 from alerts.engine import Engine
@@ -24,10 +23,13 @@ from alerts.events import LabResult, Medication, Micros
 from alerts.scheduler import AlertSink
 from alerts.state import PatientState, Timer
 
-# Where an output stands in the total order: an event's (a, 0, patient, event_id) sorts before
-# every timer due at the same instant, (tau, 1, patient, trigger, rule, kind), as section 3 has
-# it; alerts emitted by one event or timer keep the order the engine gave them (stable sort).
+# Where an output stands in the total order: (instant, 0 for an event or 1 for a timer,
+# patient). Events at an instant come before the timers due then, and patients in their order,
+# as section 3 has it. Beyond that the stable sort keeps the patient's own order of release,
+# which is the time-ordered release's: a step can set a timer due at its own instant that
+# sorts before it by (trigger, rule, kind), such as a firing's expiry, and still runs after it.
 _EVENT, _TIMER = 0, 1
+Position = tuple[Micros, int, str]
 _position = itemgetter(0)
 
 
@@ -51,7 +53,7 @@ def release_by_patient(
         else:
             held.append(ev)
     events.clear()
-    placed: list[tuple[tuple[Any, ...], Alert]] = []
+    placed: list[tuple[Position, Alert]] = []
     for pid, patient_events in by_patient.items():
         state = states.get(pid)
         if state is None:
@@ -73,7 +75,7 @@ def _release_patient(
     engine: Engine,
     state: PatientState,
     events: list[LabResult | Medication],
-    placed: list[tuple[tuple[Any, ...], Alert]],
+    placed: list[tuple[Position, Alert]],
 ) -> None:
     """Release one patient's sorted events, each after its timers due strictly before it."""
     apply, fire = engine.apply, engine.fire
@@ -88,7 +90,7 @@ def _release_patient(
             _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
         apply(state, ev, a, out, timers)
         if timers or out:
-            _take_outputs(due, timers, out, placed, (a, _EVENT, pid, ev[2]))
+            _take_outputs(due, timers, out, placed, (a, _EVENT, pid))
     while due:
         _run_timer(fire, state, heapq.heappop(due), due, out, timers, placed)
 
@@ -100,22 +102,22 @@ def _run_timer(
     due: list[Timer],
     out: list[Alert],
     timers: list[Timer],
-    placed: list[tuple[tuple[Any, ...], Alert]],
+    placed: list[tuple[Position, Alert]],
 ) -> None:
     if timer not in state.timers:
         return  # withdrawn or moved since it was set
     tau = timer[0]
     fire(state, timer, tau, out, timers)
     if timers or out:
-        _take_outputs(due, timers, out, placed, (tau, _TIMER, *timer[1:]))
+        _take_outputs(due, timers, out, placed, (tau, _TIMER, timer[1]))
 
 
 def _take_outputs(
     due: list[Timer],
     timers: list[Timer],
     out: list[Alert],
-    placed: list[tuple[tuple[Any, ...], Alert]],
-    position: tuple[Any, ...],
+    placed: list[tuple[Position, Alert]],
+    position: Position,
 ) -> None:
     """Index the timers one step set, and place the alerts it emitted at its position."""
     for timer in timers:

@@ -12,7 +12,7 @@ from alerts.events import LabResult, Medication
 from alerts.patient_release import release_by_patient
 from alerts.scheduler import FOREVER, EventTimeScheduler
 from alerts.state import PatientState
-from tests.alerts.feed import encode, kcl, mg, t
+from tests.alerts.feed import encode, kcl, mg, micros, t
 from tests.alerts.harness import config, replay
 from tests.alerts.test_properties import FEED_PROFILE
 from tests.strategies import FeedEvent, feeds
@@ -67,6 +67,26 @@ def test_alerts_come_in_the_time_ordered_release_order_not_by_patient():
     ]
     assert [at for *_, at in shown] == sorted(at for *_, at in shown)
     assert alerts == in_time_order(decoded(TIE))[0]
+
+
+# The low Mg is collected within the lookback of the only episode (day 2, 11:00) but resulted
+# more than alert_ttl (48 h) after it began: the low-Mg evaluation fires at 13:11 on day 4 and
+# sets the alert's expiry due at that same instant. The expiry's
+# timer sorts before the evaluation's by kind ("expiry" < "low_mg") but runs after it.
+EXPIRES_AS_IT_FIRES = [
+    kcl("kcl", t("11:00", day=2)),
+    mg("mg-low", 1.4, t("10:41", day=3), t("12:41", day=4)),
+]
+
+
+def test_a_timer_set_due_at_its_own_step_comes_after_that_step():
+    alerts, _ = by_patient(decoded(EXPIRES_AS_IT_FIRES))
+    low = [a for a in alerts if a.rule == "MG_LOW_UNCORRECTED"]
+    assert [(str(a.status), a.resolution, a.at) for a in low] == [
+        ("firing", None, micros(t("13:11", day=4))),
+        ("resolved", "expired", micros(t("13:11", day=4))),
+    ]
+    assert alerts == in_time_order(decoded(EXPIRES_AS_IT_FIRES))[0]
 
 
 def test_the_events_handed_over_are_released_and_let_go():
