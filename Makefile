@@ -14,7 +14,7 @@ KAFKA_START := scripts/kafka-local start
 endif
 export KMG_KAFKA_PORT KMG_KAFKA_BOOTSTRAP
 
-.PHONY: setup test test-unit lint typecheck run bench bench-replay bench-stream kafka-start kafka-stop clean
+.PHONY: setup test test-unit fuzz lint typecheck run bench bench-replay bench-stream kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ typecheck: setup
 
 test-unit: setup
 	$(BIN)/pytest -m "not kafka" -q
+
+# The property tests with FUZZ times their examples, drawn afresh each run (CI replays fixed ones).
+FUZZ ?= 10
+fuzz: setup
+	KMG_FUZZ=$(FUZZ) $(BIN)/pytest -m "not kafka" -q
 
 kafka-start:
 	$(KAFKA_START)

@@ -6,22 +6,17 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.decoder import DeadLetter, Decoder, Ignored
 from alerts.events import LabResult, Medication
 from tests.alerts.feed import k, kcl, lab, med, mg, t
 from tests.alerts.harness import config
+from tests.search_depth import SEARCH, examples
 from tests.strategies import feeds, field_values, json_values, mutated_events
 
-PROFILE = settings(
-    max_examples=300,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROFILE = settings(SEARCH, max_examples=examples(300))
 DECODER = Decoder(config())
 
 LAB_FIELDS = ("status", "value", "unit", "collected_at", "resulted_at", "result_id", "flags",

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from alerts.decoder import DeadLetter, Decoder, Ignored
@@ -18,6 +18,7 @@ from alerts.units import FACTORS, denormalise, normalise
 from alerts.wire import AlertEvent
 from tests.alerts.feed import encode
 from tests.alerts.harness import SimulatedStream, by_instant, config, project, replay
+from tests.search_depth import SEARCH, examples
 from tests.strategies import (
     FeedEvent,
     feeds,
@@ -27,13 +28,7 @@ from tests.strategies import (
     render,
 )
 
-PROFILE = settings(
-    max_examples=30,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROFILE = settings(SEARCH, max_examples=examples(30))
 # Shrinking a multi-day feed takes minutes; a failure prints the whole (unshrunk) feed instead.
 FEED_PROFILE = settings(PROFILE, phases=[Phase.explicit, Phase.generate])
 CFG = config()
@@ -233,19 +228,19 @@ def assert_decodes_safely(raw: bytes) -> None:
         assert result.action in tuple(MedAction)
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=examples(150))
 @given(raw=st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise(raw):
     assert_decodes_safely(raw)
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=examples(150))
 @given(value=json_values)
 def test_arbitrary_json_never_raises(value):
     assert_decodes_safely(orjson.dumps(value))
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=examples(150))
 @given(
     kind=st.sampled_from(("lab_result", "medication")),
     body=st.dictionaries(
@@ -273,7 +268,7 @@ def test_arbitrary_objects_of_a_known_kind_never_raise(kind, body):
     assert_decodes_safely(orjson.dumps({"kind": kind, **body}))
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=examples(150))
 @given(event=mutated_events())
 def test_mutated_events_never_raise(event):
     assert_decodes_safely(orjson.dumps(event))

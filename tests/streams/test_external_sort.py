@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.events import Analyte, LabResult, LabStatus, MedAction, MedClass, Medication
 from streams import external_sort
 from streams.external_sort import ExternalSorter
 from tests.alerts.harness import replay
+from tests.search_depth import SEARCH, examples
 from tests.strategies import feeds, unique_events
 
-PROFILE = settings(
-    max_examples=100,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROFILE = settings(SEARCH, max_examples=examples(100))
 
 
 def release_key(ev: LabResult | Medication) -> tuple[int, str, str]:
@@ -128,7 +123,7 @@ def test_an_empty_sorter_yields_nothing():
     assert sort_externally([], 3) == ([], 0)
 
 
-@settings(PROFILE, max_examples=30)
+@settings(PROFILE, max_examples=examples(30))
 @given(feed=feeds(max_events=40))
 def test_replay_through_spilled_runs_gives_the_in_memory_output(feed):
     lines = [fe.event for fe in feed]

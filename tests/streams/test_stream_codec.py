@@ -21,10 +21,11 @@ from streams.state_codec import (
     encode_patient,
 )
 from streams.state_store import PatientStore
+from tests.search_depth import SEARCH, examples
 from tests.strategies import unique_events
 
 
-@settings(max_examples=200, deadline=None)
+@settings(SEARCH, max_examples=examples(200))
 @given(events=unique_events(max_size=20))
 def test_a_buffered_event_comes_back_equal_with_its_enum_members(events):
     for ev in events:

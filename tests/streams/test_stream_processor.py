@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.engine import Engine
@@ -21,6 +21,7 @@ from streams.settings import Settings
 from tests.conftest import SCENARIOS
 from tests.integration.stream_harness import merge_by_availability, replay_alerts
 from tests.scenario_support import load_scenarios
+from tests.search_depth import SEARCH, examples
 from tests.strategies import feeds, non_late_arrivals
 from tests.streams.test_stream_fakes import (
     COMPARED,
@@ -65,7 +66,7 @@ def test_all_scenarios_through_the_stream_give_replays_alerts(cfg, partitions, s
     assert rig.metric("kmg_late_events_total") == 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(SEARCH, max_examples=examples(60))
 @given(
     feed=feeds(max_patients=4, max_events=40),
     data=st.data(),
@@ -83,7 +84,7 @@ def test_any_arrival_order_without_late_events_gives_replays_alerts(
     assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(SEARCH, max_examples=examples(60))
 @given(
     feed=feeds(max_patients=4, max_events=40),
     data=st.data(),

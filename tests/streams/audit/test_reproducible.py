@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from streams.cli import main
 from tests.conftest import REPO, SCENARIOS
+from tests.search_depth import SEARCH, examples
 from tests.streams.audit.support import concatenated, run, scenario_inputs
 
 pytestmark = pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"no scenarios at {SCENARIOS}")
@@ -53,7 +54,9 @@ def test_alerts_are_exactly_what_kmg_replay_writes(cfg, tmp_path):
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    SEARCH,
+    max_examples=examples(12),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_arrival_order_does_not_matter(cfg, tmp_path_factory, seed):
