@@ -19,7 +19,7 @@ from operator import itemgetter
 
 from alerts.alert import Alert
 from alerts.engine import Engine
-from alerts.events import LabResult, Medication, Micros
+from alerts.events import REMOVAL_STATUSES, LabResult, MedClass, Medication, Micros
 from alerts.scheduler import AlertSink
 from alerts.state import PatientState, Timer
 
@@ -31,6 +31,7 @@ from alerts.state import PatientState, Timer
 _EVENT, _TIMER = 0, 1
 Position = tuple[Micros, int, str]
 _position = itemgetter(0)
+_K_REPLETION = MedClass.POTASSIUM_REPLETION
 
 
 def release_by_patient(
@@ -38,12 +39,18 @@ def release_by_patient(
     states: MutableMapping[str, PatientState],
     events: list[LabResult | Medication],
     sink: AlertSink,
-) -> None:
+    *,
+    skip_quiet: bool = False,
+) -> int:
     """Apply every event (in any order given) and run every timer; hand `sink` the alerts in order.
 
     `events` is emptied, and each patient's events are dropped once released, so the states can
     grow into the memory the events leave. All timers run, the last ones at their own due
     times: this is the end of a replay, where the watermark is +infinity.
+
+    With `skip_quiet`, a new patient whose events are quiet (`is_quiet`) is not applied and gets
+    no state: a caller that needs the alerts and counts but not the states (a replay) saves the
+    engine's work on them. Return the number of such patients.
     """
     by_patient: dict[str, list[LabResult | Medication]] = {}
     for ev in events:
@@ -54,9 +61,14 @@ def release_by_patient(
             held.append(ev)
     events.clear()
     placed: list[tuple[Position, Alert]] = []
+    quiet = 0
     for pid, patient_events in by_patient.items():
         state = states.get(pid)
         if state is None:
+            if skip_quiet and is_quiet(patient_events):
+                quiet += 1
+                patient_events.clear()
+                continue
             state = PatientState(pid)
         patient_events.sort()
         _release_patient(engine, state, patient_events, placed)
@@ -69,6 +81,23 @@ def release_by_patient(
     placed.sort(key=_position)
     if placed:
         sink([alert for _, alert in placed])
+    return quiet
+
+
+def is_quiet(events: list[LabResult | Medication]) -> bool:
+    """Say whether a new patient's events can only build a state: no alert, no counted no-op.
+
+    Every rule is evaluated for a potassium repletion episode (RULES.md 4.1 and 4.2: an episode
+    evaluation, or a low Mg near an episode), so without a potassium repletion event no alert
+    fires and none resolves; and the engine counts nothing but removals of unknown results.
+    """
+    for ev in events:
+        if type(ev) is Medication:
+            if _K_REPLETION in ev[4]:
+                return False
+        elif ev[6] in REMOVAL_STATUSES:
+            return False
+    return True
 
 
 def _release_patient(

@@ -238,9 +238,13 @@ class Replay:
             in_time_order or engine is not None or self.engine.observer or self.sorter.runs
         )
         collecting = _pause_collector()
+        quiet = 0
         try:
             if by_patient:
-                release_by_patient(self.engine, self.states, self.sorter.take(), self._emit)
+                # A replay keeps no state past its end, so patients who cannot alert are skipped.
+                quiet = release_by_patient(
+                    self.engine, self.states, self.sorter.take(), self._emit, skip_quiet=True
+                )
             else:
                 self._release_in_time_order()
         finally:
@@ -249,7 +253,7 @@ class Replay:
         self.alerts_out.flush()
         self.dead_letters_out.flush()
         self.summary.unknown_removals = self.engine.unknown_removals
-        self.summary.patients = len(self.states)
+        self.summary.patients = len(self.states) + quiet
         return self.summary
 
     def _release_in_time_order(self) -> None:

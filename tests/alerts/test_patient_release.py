@@ -9,10 +9,21 @@ from alerts.alert import Alert
 from alerts.decoder import Decoder
 from alerts.engine import Engine
 from alerts.events import LabResult, Medication
-from alerts.patient_release import release_by_patient
+from alerts.patient_release import is_quiet, release_by_patient
 from alerts.scheduler import FOREVER, EventTimeScheduler
 from alerts.state import PatientState
-from tests.alerts.feed import encode, kcl, mg, micros, t
+from tests.alerts.feed import (
+    cancel,
+    encode,
+    furosemide,
+    k,
+    kcl,
+    mg,
+    mgso4,
+    micros,
+    removal,
+    t,
+)
 from tests.alerts.harness import config, replay
 from tests.alerts.test_properties import FEED_PROFILE
 from tests.strategies import FeedEvent, feeds
@@ -133,3 +144,50 @@ def test_replay_gives_the_same_bytes_either_way(feed: list[FeedEvent]):
     forced = replay(lines, time_order=True)
     assert patient_major.alerts == forced.alerts
     assert patient_major.summary == forced.summary
+
+
+@pytest.mark.parametrize(
+    ("feed", "quiet"),
+    [
+        ([k("k", 2.9, t("06:00")), mg("mg", 1.1, t("06:00"))], True),
+        ([mgso4("mgso4", t("07:00")), furosemide("furo", t("07:00"))], True),
+        ([mg("mg", 1.1, t("06:00")), cancel("cx", t("07:00"), "ord-1")], True),
+        ([mg("mg", 1.1, t("06:00")), kcl("kcl", t("07:00"))], False),
+        ([kcl("kcl", t("07:00"), action="administered")], False),
+        ([mg("mg", 1.1, t("06:00")), removal("rm", "r-unknown", t("07:00"))], False),
+        ([removal("rm", "r-1", t("07:00"), code="2823-3", status="cancelled")], False),
+    ],
+    ids=[
+        "labs-only",
+        "mg-repletion-and-diuretic",
+        "cancel-without-code",
+        "potassium-order",
+        "potassium-administration",
+        "mg-removal",
+        "k-removal",
+    ],
+)
+def test_quiet_means_no_potassium_repletion_and_no_removal(feed: list[dict], quiet: bool):
+    assert is_quiet(decoded(feed)) is quiet
+
+
+@FEED_PROFILE
+@given(feed=feeds(max_patients=5, max_events=60))
+def test_skipping_quiet_patients_changes_no_alert_and_no_count(feed: list[FeedEvent]):
+    events = decoded([fe.event for fe in feed])
+    full_engine, skipping_engine = Engine(CFG), Engine(CFG)
+    full: dict[str, PatientState] = {}
+    kept: dict[str, PatientState] = {}
+    full_alerts: list[Alert] = []
+    kept_alerts: list[Alert] = []
+    release_by_patient(full_engine, full, list(events), full_alerts.extend)
+    skipped = release_by_patient(
+        skipping_engine, kept, list(events), kept_alerts.extend, skip_quiet=True
+    )
+    assert kept_alerts == full_alerts
+    assert skipping_engine.unknown_removals == full_engine.unknown_removals
+    assert as_stored(kept) == {pid: s.to_dict() for pid, s in full.items() if pid in kept}
+    assert skipped == len(full) - len(kept)
+    for pid in full.keys() - kept.keys():
+        assert not full[pid].firing and not full[pid].timers
+        assert not any(a.patient_id == pid for a in full_alerts)
