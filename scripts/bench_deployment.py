@@ -6,11 +6,13 @@ start with the run's tag removes all of it (inputs, outputs, changelog, assignor
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.topics import delete_group
 from streams.worker_processes import BOOTSTRAP, REPO, WorkerProcess
 from streams.worker_processes import LocalDeployment as Deployment
 
@@ -53,17 +55,8 @@ class BrokerProbe:
         names = [t for t in await self.admin.list_topics() if t.startswith(tag)]
         if names:
             await self.admin.delete_topics(names)
-        if groups:
-            await self._delete_groups(groups)
-        return names
-
-    async def _delete_groups(self, groups: list[str]) -> None:
-        # aiokafka's admin client has no delete_consumer_groups; the protocol request exists.
-        from aiokafka.protocol.admin import DeleteGroupsRequest
-
         for group in groups:
-            try:
-                coordinator = await self.admin.find_coordinator(group)
-                await self.admin._send_request(DeleteGroupsRequest([group]), coordinator)
-            except Exception:  # noqa: BLE001 - best effort: an empty group expires anyway
-                pass
+            # Best effort: an empty group expires anyway.
+            with contextlib.suppress(Exception):
+                await delete_group(self.admin, group)
+        return names

@@ -1,9 +1,10 @@
-"""Create the co-partitioned topics of one deployment (inputs, ticks, alerts, dead letters)."""
+"""Create and delete the co-partitioned topics of one deployment (inputs, outputs, ticks)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -119,3 +120,72 @@ async def _wait_until_served(bootstrap: str, names: list[str], partitions: dict[
         )
     finally:
         await consumer.stop()
+
+
+def owned_topics(settings: Settings, names: Iterable[str]) -> list[str]:
+    """Return the names that are this deployment's: its prefix's and its app's (changelog)."""
+    app = f"{settings.app_id}-"
+    return sorted(n for n in names if n.startswith(settings.topic_prefix) or n.startswith(app))
+
+
+class DeploymentInUse(RuntimeError):
+    """The deployment's consumer group still has members: its workers run."""
+
+
+# Error codes of a DeleteGroups answer (Kafka protocol).
+_GROUP_GONE = frozenset({0, 69})  # deleted; GROUP_ID_NOT_FOUND
+_GROUP_NOT_EMPTY = 68
+_COORDINATOR_NOT_READY = 15  # also what a coordinator lookup that fails is taken as
+
+
+async def delete_deployment(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
+    """Delete this deployment's consumer group and every topic of it; return the topics, gone.
+
+    Irreversible: the inputs go too. The group goes first, with its committed offsets: kept,
+    they would point workers of recreated topics past their ends. Raises DeploymentInUse, and
+    deletes nothing, while a worker is in the group. Returns once the broker no longer lists
+    the topics, so topics of the same names can be created at once.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
+    )
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        # A coordinator is not ready for a while after the broker starts: ask again until then.
+        while (code := await _delete_group_once(admin, settings.app_id)) not in _GROUP_GONE:
+            if code == _GROUP_NOT_EMPTY:
+                raise DeploymentInUse(
+                    f"consumer group {settings.app_id} has members: stop its workers first"
+                )
+            if loop.time() > deadline:
+                raise TimeoutError(f"consumer group {settings.app_id} not deleted: error {code}")
+            await asyncio.sleep(0.5)
+        names = owned_topics(settings, await admin.list_topics())
+        if names:
+            await admin.delete_topics(names)
+        while left := owned_topics(settings, await admin.list_topics()):
+            if loop.time() > deadline:
+                raise TimeoutError(f"topics still listed after deletion: {', '.join(left)}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    return names
+
+
+async def _delete_group_once(admin: AIOKafkaAdminClient, group: str) -> int:
+    try:
+        return await delete_group(admin, group)
+    except KafkaError:
+        return _COORDINATOR_NOT_READY
+
+
+async def delete_group(admin: AIOKafkaAdminClient, group: str) -> int:
+    """Ask the group's coordinator to delete a consumer group; return the answer's error code."""
+    # aiokafka's admin client has no delete_consumer_groups; the protocol request exists.
+    from aiokafka.protocol.admin import DeleteGroupsRequest
+
+    coordinator = await admin.find_coordinator(group)
+    response = await admin._send_request(DeleteGroupsRequest([group]), coordinator)
+    return int(dict(response.results)[group])

@@ -11,11 +11,12 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import parse_timestamp
 from streams.replay import NdjsonWriter, Replay
+from streams.settings import Settings
+from streams.topics import delete_deployment
 from streams.worker_processes import LocalDeployment
 from tests.scenario_support import COMPARED
 
@@ -97,14 +98,9 @@ class Deployment(LocalDeployment):
 
     async def delete_topics(self) -> None:
         """Remove every topic of this deployment (inputs, outputs, changelog, assignor)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=15_000)
-        await admin.start()
-        try:
-            names = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
-            if names:
-                await admin.delete_topics(names)
-        finally:
-            await admin.close()
+        await delete_deployment(
+            Settings(kafka_bootstrap=self.bootstrap, app_id=self.app_id, topic_prefix=self.prefix)
+        )
 
 
 def count_rows(alerts: list[dict[str, Any]]) -> Counter[Row]:

@@ -16,7 +16,7 @@ from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
 from streams.metrics import StreamMetrics
 from streams.processor import InputMessage
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
-from streams.topics import topic_specs
+from streams.topics import owned_topics, topic_specs
 from streams.transport import BatchConsumer, BatchTransport
 from streams.worker import (
     RUNNING_MARKER,
@@ -383,3 +383,21 @@ def test_a_rebalance_waits_for_the_outputs_of_handled_batches(tmp_path, monkeypa
 
     asyncio.run(scenario())
     assert steps == ["waiting: True", "faust commits up to 2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "owned"),
+    [
+        ("p.labs", True),
+        ("p.alerts", True),
+        ("app-patients-changelog", True),
+        ("app-__assignor-__leader", True),
+        ("pp.labs", False),
+        ("app2-patients-changelog", False),
+        ("app", False),
+        ("kmg.labs", False),
+    ],
+)
+def test_a_deployment_owns_its_prefix_and_its_apps_topics(name: str, owned: bool):
+    settings = Settings(topic_prefix="p.", app_id="app")
+    assert owned_topics(settings, [name, "other"]) == ([name] if owned else [])
