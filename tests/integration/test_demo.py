@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,9 @@ def run_demo(env: dict[str, str]) -> str:
     return done.stdout
 
 
-def counters(output: str) -> dict[tuple[str, str], float]:
-    return {(kind, outcome): float(n) for kind, outcome, n in COUNTER.findall(output)}
+def counters(output: str) -> Counter[tuple[str, str]]:
+    """Return the event counters the demo printed (only those above zero are printed)."""
+    return Counter({(kind, outcome): int(float(n)) for kind, outcome, n in COUNTER.findall(output)})
 
 
 def test_a_second_demo_processes_its_own_feed_not_the_first_ones(tmp_path: Path):
@@ -62,6 +64,8 @@ def test_a_second_demo_processes_its_own_feed_not_the_first_ones(tmp_path: Path)
         assert seen[("lab_result", "late")] == 0, seen
         shown = re.search(r"^alerts by rule and status: (.*)$", output, re.M)
         assert shown is not None and "MG_NOT_CHECKED firing" in shown.group(1), output
+        published = r'^kmg_alerts_total\{rule="MG_NOT_CHECKED",[^}]*status="firing"\} [1-9]'
+        assert re.search(published, output, re.M), output
     assert "deleted 0 topics" in first
     # The first demo's five topics, its changelog and its assignor topic.
     assert "deleted 7 topics of the previous demo" in second
