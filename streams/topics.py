@@ -138,13 +138,16 @@ _GROUP_NOT_EMPTY = 68
 _COORDINATOR_NOT_READY = 15  # also what a coordinator lookup that fails is taken as
 
 
-async def delete_deployment(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
+async def delete_deployment(
+    settings: Settings, wait_seconds: float = 90.0, *, group: bool = True
+) -> list[str]:
     """Delete this deployment's consumer group and every topic of it; return the topics, gone.
 
     Irreversible: the inputs go too. The group goes first, with its committed offsets: kept,
     they would point workers of recreated topics past their ends. Raises DeploymentInUse, and
-    deletes nothing, while a worker is in the group. Returns once the broker no longer lists
-    the topics, so topics of the same names can be created at once.
+    deletes nothing, if a worker is still in the group after `wait_seconds`. Returns once the
+    broker no longer lists the topics, so topics of the same names can be created at once.
+    `group=False` leaves the group alone (its names are never used again; it expires).
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15_000
@@ -153,13 +156,17 @@ async def delete_deployment(settings: Settings, wait_seconds: float = 60.0) -> l
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
-        # A coordinator is not ready for a while after the broker starts: ask again until then.
-        while (code := await _delete_group_once(admin, settings.app_id)) not in _GROUP_GONE:
-            if code == _GROUP_NOT_EMPTY:
-                raise DeploymentInUse(
-                    f"consumer group {settings.app_id} has members: stop its workers first"
-                )
+        # Asked again until it is done: a coordinator is not ready for a while after the broker
+        # starts, and a group keeps workers that have just stopped while it rebalances or until
+        # their sessions expire.
+        while (
+            group and (code := await _delete_group_once(admin, settings.app_id)) not in _GROUP_GONE
+        ):
             if loop.time() > deadline:
+                if code == _GROUP_NOT_EMPTY:
+                    raise DeploymentInUse(
+                        f"consumer group {settings.app_id} has members: stop its workers first"
+                    )
                 raise TimeoutError(f"consumer group {settings.app_id} not deleted: error {code}")
             await asyncio.sleep(0.5)
         names = owned_topics(settings, await admin.list_topics())

@@ -98,9 +98,12 @@ class Deployment(LocalDeployment):
 
     async def delete_topics(self) -> None:
         """Remove every topic of this deployment (inputs, outputs, changelog, assignor)."""
-        await delete_deployment(
-            Settings(kafka_bootstrap=self.bootstrap, app_id=self.app_id, topic_prefix=self.prefix)
+        # Each test's names are its own, so its group is left to expire: a stopped worker can
+        # stay in it until its session times out (a minute).
+        settings = Settings(
+            kafka_bootstrap=self.bootstrap, app_id=self.app_id, topic_prefix=self.prefix
         )
+        await delete_deployment(settings, group=False)
 
 
 def count_rows(alerts: list[dict[str, Any]]) -> Counter[Row]:
