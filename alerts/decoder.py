@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
@@ -24,10 +26,11 @@ from alerts.events import (
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import TimestampError, parse_timestamp
 from alerts.units import FACTORS
-from alerts.wire import LabResultIn, MedicationIn
+from alerts.wire import LabResultIn, MedicationIn, model_for
 
 MAX_MESSAGE_BYTES = 65_536
 _ENVELOPE_LIMITS = (("event_id", 128), ("patient_id", 64))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HEMOLYZED = frozenset({"hemolyzed", "hemolysed"})
 # Enum members bound once: attribute lookups on enum classes are slow in the per-event path.
 _PRELIMINARY = LabStatus.PRELIMINARY
@@ -76,6 +79,24 @@ Decoded = LabResult | Medication | Ignored | DeadLetter
 _OTHER_LAB_CODE = IgnoreReason.OTHER_LAB_CODE
 _PRELIMINARY_RESULT = IgnoreReason.PRELIMINARY
 _OTHER_MEDICATION = IgnoreReason.OTHER_MEDICATION
+
+
+def _finite(number: float) -> bool:
+    """Say whether a JSON number is a finite double (an integer past 1.8e308 is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _field_not_unicode(obj: dict[str, Any], fields: Iterable[str]) -> str | None:
+    """Return the first of `fields` whose text holds a lone surrogate, if any."""
+    for field in fields:
+        value = obj.get(field)
+        texts = value if type(value) is list else (value,)
+        if any(type(text) is str and _SURROGATE.search(text) for text in texts):
+            return field
+    return None
 
 
 def _first_reason(exc: ValidationError) -> tuple[str, str]:
@@ -188,6 +209,22 @@ class Decoder:
             obj = json.loads(raw, parse_constant=_no_constants)
         except (ValueError, RecursionError):
             return DeadLetter("bad_json", str(exc), raw)
+        # It also reads escaped lone surrogates, which no output can encode: a text field
+        # holding one is ill-typed, named after the envelope as any other defect is.
+        if type(obj) is dict and _envelope_defect(obj) is None:
+            code = obj.get("code")
+            other_lab = (
+                obj["kind"] == _LAB_KIND and type(code) is str and code not in self._lab_codes
+            )
+            model = model_for(obj["kind"])
+            # A lab of another code is checked for its envelope alone (RULES.md 7).
+            fields = (
+                ("event_id", "patient_id") if other_lab or model is None else model.model_fields
+            )
+            field = _field_not_unicode(obj, fields)
+            if field is not None:
+                detail = f"{field}: holds a lone surrogate, not Unicode text"
+                return DeadLetter(f"bad_type:{field}", detail, raw)
         return self._decode_object(obj, raw, False)
 
     def _decode_object(self, obj: Any, raw: bytes, lean: bool) -> Decoded:
@@ -229,8 +266,8 @@ class Decoder:
         if status not in REMOVAL_STATUSES:
             if given is None:
                 return DeadLetter("missing_field:value", "value is missing or null", raw)
-            if not math.isfinite(given):
-                return DeadLetter("non_finite_value", f"value {given}", raw)
+            if not _finite(given):
+                return DeadLetter("non_finite_value", "value beyond a double's range", raw)
             if unit is None:
                 return DeadLetter("missing_field:unit", "unit is missing or null", raw)
             factor = self._factors[analyte].get(unit.strip().lower())

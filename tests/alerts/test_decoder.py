@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -35,6 +36,11 @@ def good_med(**changes: Any) -> dict[str, Any]:
 
 def without(event: dict[str, Any], *fields: str) -> dict[str, Any]:
     return {key: value for key, value in event.items() if key not in fields}
+
+
+def _escaped(event: dict[str, Any]) -> bytes:
+    """Serialise as the standard library does: lone surrogates escaped, integers of any size."""
+    return json.dumps(event).encode()
 
 
 def case(name: str, message: Any, reason: str):
@@ -137,6 +143,25 @@ CASES = [
     case("bad_type_name", good_med(name=42), "bad_type:name"),
     case("bad_type_order_id", good_med(order_id=7), "bad_type:order_id"),
     case("bad_type_dose", good_med(dose=[20]), "bad_type:dose"),
+    # Only the standard library's parser reads these; orjson refuses them.
+    case("non_finite_value_huge_integer", _escaped(good_mg(value=10**400)), "non_finite_value"),
+    case("non_finite_value_negative_huge", _escaped(good_k(value=-(10**309))), "non_finite_value"),
+    case("surrogate_event_id", _escaped(good_k(event_id="e\ud800")), "bad_type:event_id"),
+    case("surrogate_patient_id", _escaped(good_med(patient_id="\udfffP")), "bad_type:patient_id"),
+    case("surrogate_location", _escaped(good_med(location="ICU\ud800")), "bad_type:location"),
+    case("surrogate_encounter", _escaped(good_k(encounter_id="\udc00")), "bad_type:encounter_id"),
+    case("surrogate_unit", _escaped(good_mg(unit="mg/dL\ud800")), "bad_type:unit"),
+    case("surrogate_flag", _escaped(good_mg(flags=["ok", "\ud800"])), "bad_type:flags"),
+    case("surrogate_result_id", _escaped(good_k(result_id="R\ud801")), "bad_type:result_id"),
+    case("surrogate_name", _escaped(good_med(name="KCl \ud800")), "bad_type:name"),
+    case("surrogate_order_id", _escaped(good_med(order_id="\ud800")), "bad_type:order_id"),
+    case("surrogate_dose", _escaped(good_med(dose="\ud800 mEq")), "bad_type:dose"),
+    case("surrogate_route", _escaped(good_med(route="\ud800")), "bad_type:route"),
+    case(
+        "envelope_before_surrogate",
+        _escaped(without(good_med(location="\ud800"), "event_id")),
+        "missing_field:event_id",
+    ),
 ]
 
 
@@ -231,6 +256,17 @@ def test_envelope_is_checked_first(message, reason):
 def test_other_lab_code_is_checked_for_its_envelope_only_then_ignored(message):
     result = decode(message)
     assert result == Ignored("P1", "e1", IgnoreReason.OTHER_LAB_CODE)
+
+
+def test_other_lab_code_with_a_lone_surrogate_outside_its_envelope_is_ignored():
+    message = lab("e1", code=SODIUM_CODE, value=140, unit="mmol/L", collected=COLLECTED)
+    result = decode(_escaped(message | {"location": "\ud800", "unit": "\udc00"}))
+    assert result == Ignored("P1", "e1", IgnoreReason.OTHER_LAB_CODE)
+
+
+def test_a_surrogate_pair_escaped_is_ordinary_text():
+    result = decode(_escaped(good_med(location="Ward \U0001f3e5")))
+    assert isinstance(result, Medication) and result.location == "Ward \U0001f3e5"
 
 
 def test_a_valid_preliminary_is_ignored():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import defaultdict
@@ -20,6 +21,7 @@ from tests.alerts.feed import encode
 from tests.alerts.harness import SimulatedStream, by_instant, config, project, replay
 from tests.search_depth import SEARCH, examples
 from tests.strategies import (
+    FIELDS,
     FeedEvent,
     feeds,
     json_values,
@@ -238,6 +240,38 @@ def test_arbitrary_bytes_never_raise(raw):
 @given(value=json_values)
 def test_arbitrary_json_never_raises(value):
     assert_decodes_safely(orjson.dumps(value))
+
+
+def assert_outputs_encode(raw: bytes) -> None:
+    """Decode safely, and whatever comes out can be written as UTF-8 JSON."""
+    assert_decodes_safely(raw)
+    result = Decoder(CFG).decode(raw)
+    fields = (result.reason, result.detail) if isinstance(result, DeadLetter) else result
+    orjson.dumps([f for f in fields if isinstance(f, str | int | float | bool | None)])
+
+
+# What only the standard library's parser yields: lone surrogates and integers past a double.
+lone_surrogates = st.builds(
+    lambda head, surrogate, tail: head + surrogate + tail,
+    st.text(max_size=4),
+    st.characters(categories=["Cs"]),
+    st.text(max_size=4),
+)
+hostile_values = (
+    lone_surrogates
+    | st.lists(lone_surrogates, min_size=1, max_size=2)
+    | st.integers(10**308, 10**400)
+    | st.integers(-(10**400), -(10**308))
+)
+
+
+@settings(PROFILE, max_examples=examples(150))
+@given(
+    event=feeds(max_patients=1, min_events=1, max_events=1).map(lambda feed: feed[0].event),
+    changes=st.dictionaries(st.sampled_from(FIELDS), hostile_values, min_size=1, max_size=2),
+)
+def test_surrogates_and_huge_integers_never_raise_and_always_encode(event, changes):
+    assert_outputs_encode(json.dumps(event | changes).encode())
 
 
 @settings(PROFILE, max_examples=examples(150))
