@@ -185,7 +185,10 @@ class Engine:
             return
         classes = ev.classes
         ordered = ev.action is _ORDERED
-        if _MG_REPLETION in classes and not self._withdrawn(s, ev.order_id, ordered, ev.available):
+        # A cancel withdraws a magnesium or diuretic order's `ordered` events, even one that
+        # comes after it, and never an administration that was given (RULES.md 2 and 7).
+        withdrawn = ordered and ev.order_id is not None and ev.order_id in s.cancelled
+        if _MG_REPLETION in classes and not withdrawn:
             s.mg_repletions.append(MgRepletion(ev.available, ev.event_id, ev.order_id, ordered))
             unchecked = s.firing.get(_NOT_CHECKED)
             if unchecked is not None:
@@ -193,7 +196,7 @@ class Engine:
             low = s.firing.get(_LOW)
             if low is not None and ev.available >= (low.rests_collected or 0):
                 self._resolve(s, low, Resolution.MG_REPLETED, at, out)
-        if not classes.isdisjoint(DIURETIC_CLASSES):
+        if not classes.isdisjoint(DIURETIC_CLASSES) and not withdrawn:
             s.diuretics.append(DiureticExposure(ev.available, ev.order_id, ordered))
         if _K_REPLETION in classes:
             self._episode(s, ev, ordered, timers)
@@ -226,7 +229,7 @@ class Engine:
 
     @staticmethod
     def _withdrawn(s: PatientState, order_id: str | None, ordered: bool, at: Micros) -> bool:
-        """Say whether a cancel already seen withdraws this order event.
+        """Say whether a cancel already seen withdraws this potassium order event.
 
         A cancel withdraws orders; an administration given after the cancel was still given,
         so it counts (the clinically safer reading).

@@ -127,6 +127,36 @@ REPLETION_WINDOW = [
         [],
     ),
     case(
+        "mg_administration_at_its_cancels_instant_still_counts",
+        [
+            mg("e-mg", 1.4, t("06:00"), t("06:30")),
+            mgso4("e-mgso4", t("07:50"), order_id="OM"),
+            cancel("e-cx", t("08:05"), "OM"),
+            mgso4("e-mgso4-a", t("08:05"), action="administered", order_id="OM"),
+            KCL,
+        ],
+        [],
+    ),
+    case(
+        "mg_administration_after_its_cancel_still_counts",
+        [
+            mgso4("e-mgso4", t("06:00"), order_id="OM"),
+            cancel("e-cx", t("06:20"), "OM"),
+            mgso4("e-mgso4-a", t("06:40"), action="administered", order_id="OM"),
+            KCL,
+        ],
+        [],
+    ),
+    case(
+        "mg_order_after_its_cancel_is_withdrawn",
+        [
+            cancel("e-cx", t("06:00"), "OM"),
+            mgso4("e-mgso4", t("06:20"), order_id="OM"),
+            KCL,
+        ],
+        not_checked("warning"),
+    ),
+    case(
         "magnesium_oxide_by_name_only",
         [med("e-mgo", t("07:00"), name="Mag-Ox 400 mg tablet"), KCL],
         [],
@@ -293,6 +323,24 @@ NOT_CHECKED_SEVERITY = [
             KCL,
         ],
         not_checked("warning"),
+    ),
+    case(
+        "diuretic_order_after_its_cancel_is_withdrawn",
+        [
+            cancel("e-cx", t("06:00"), "OL"),
+            furosemide("e-loop", t("06:30"), order_id="OL"),
+            KCL,
+        ],
+        not_checked("warning"),
+    ),
+    case(
+        "diuretic_given_at_its_cancels_instant_still_counts",
+        [
+            cancel("e-cx", t("06:00"), "OL"),
+            furosemide("e-loop-a", t("06:00"), order_id="OL", action="administered"),
+            KCL,
+        ],
+        not_checked("high"),
     ),
     case(
         "given_diuretic_of_a_cancelled_order_still_counts",
