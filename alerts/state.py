@@ -57,6 +57,36 @@ class MgRepletion(NamedTuple):
     ordered: bool  # an `ordered` event can be withdrawn by a cancel; an administration cannot
 
 
+# Old magnesium orders kept beyond the newest old administration (see _repletions_kept).
+OLD_MG_ORDERS = 8
+
+
+def _repletions_kept(repletions: list[MgRepletion], horizon: Micros) -> list[MgRepletion]:
+    """Keep the repletions in the history window and the old ones a late result can still read.
+
+    A low Mg result asks whether any repletion has `at` >= its collected_at, however long
+    before its result that was (RULES.md 4.1, 4.2): only the newest old repletion that no
+    cancel can withdraw answers that. An administration is never withdrawn, so the newest old
+    one stands for every older one; old orders newer than it are kept too (a cancel may still
+    withdraw any of them), the newest OLD_MG_ORDERS of them.
+    """
+    old = [r for r in repletions if r.at < horizon]
+    if not old:
+        return repletions
+    given = [r.at for r in old if not r.ordered]
+    newest_given = max(given, default=None)
+    orders = sorted(
+        (r for r in old if r.ordered and (newest_given is None or r.at > newest_given)),
+        key=lambda r: r.at,
+    )[-OLD_MG_ORDERS:]
+    keep = set(orders)
+    return [
+        r
+        for r in repletions
+        if r.at >= horizon or r in keep or (not r.ordered and r.at == newest_given)
+    ]
+
+
 class DiureticExposure(NamedTuple):
     at: Micros
     order_id: str | None
@@ -165,7 +195,7 @@ class PatientState:
         if len(self.cancelled) > ORDER_MEMORY:
             self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
         if self.mg_repletions:
-            self.mg_repletions = [r for r in self.mg_repletions if r.at >= horizon]
+            self.mg_repletions = _repletions_kept(self.mg_repletions, horizon)
         if self.diuretics:
             self.diuretics = [d for d in self.diuretics if d.at >= horizon]
         if self.seen:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from alerts.events import MICROS_PER_HOUR
+from alerts.state import OLD_MG_ORDERS
 from alerts.wire import AlertEvent
 from tests.alerts.feed import (
     LOW,
@@ -545,6 +547,53 @@ def test_pruning_keeps_an_orders_previous_event_for_its_later_events():
     ]
     assert [a["trigger_event_id"] for a in replay(events, prune=False).alerts] == ["e1", "e1"]
     assert replay(events).alerts == replay(events, prune=False).alerts
+
+
+@pytest.mark.parametrize(
+    ("old_repletions", "fires_low"),
+    [
+        ([mgso4("r1", t("10:00"), action="administered")], False),
+        ([mgso4("r1", t("10:00"), order_id="OM")], False),
+        ([mgso4("r1", t("10:00"), order_id="OM"), cancel("cx", t("11:00", day=8), "OM")], True),
+        (
+            [
+                mgso4("r0", t("08:00"), action="administered"),  # before the specimen: no repletion
+                mgso4("r1", t("10:00"), order_id="OM"),
+                mgso4("r2", t("11:00"), order_id="ON"),
+                cancel("cx", t("11:00", day=8), "OM"),
+            ],
+            False,
+        ),
+        (
+            [
+                mgso4("r0", t("08:00"), action="administered"),
+                mgso4("r1", t("10:00"), order_id="OM"),
+                cancel("cx", t("11:00", day=8), "OM"),
+            ],
+            True,
+        ),
+    ],
+    ids=["given", "ordered", "ordered_then_cancelled", "two_orders_one_cancelled", "given_before"],
+)
+def test_pruning_keeps_the_old_repletion_a_week_late_result_reads(old_repletions, fires_low):
+    # Found by review: a Mg result resulted a week after its specimen asks whether magnesium
+    # was given at or after the specimen (4.2); pruning had dropped that week-old repletion.
+    events = [
+        *old_repletions,
+        kcl("e-kcl", t("12:00", day=8), order_id="O1"),
+        mg("m1", 1.4, t("09:00"), t("12:10", day=8)),
+    ]
+    unpruned = replay(events, prune=False).alerts
+    assert ("MG_LOW_UNCORRECTED" in {a["rule"] for a in unpruned}) is fires_low
+    assert replay(events).alerts == unpruned
+
+
+def test_pruning_keeps_few_old_magnesium_records():
+    daily = [mgso4(f"r{d}", t("10:00", day=d), order_id=f"O{d}") for d in range(1, 31)]
+    daily += [mgso4("g1", t("09:00", day=2), action="administered"), kcl("e1", t("08:00"))]
+    state = replay(daily).replay.states["P1"]
+    old = [r for r in state.mg_repletions if r.at < state.pruned_at - 168 * MICROS_PER_HOUR]
+    assert 0 < len(old) <= OLD_MG_ORDERS + 1
 
 
 def test_pruning_actually_drops_history():
