@@ -164,16 +164,23 @@ class Engine:
             elif value >= mg_low and collected > (low.rests_collected or 0):
                 self._resolve(s, low, Resolution.MG_NORMALIZED, at, out)
         unchecked = s.firing.get(_NOT_CHECKED)
+        superseded = False
         if (
             unchecked is not None
             and unchecked.episode_t0 is not None
             and collected >= unchecked.episode_t0 - self.w.mg_lookback
         ):
-            reason = Resolution.MG_CHECKED_NORMAL if value >= mg_low else Resolution.SUPERSEDED
+            superseded = value < mg_low
+            reason = Resolution.SUPERSEDED if superseded else Resolution.MG_CHECKED_NORMAL
             self._resolve(s, unchecked, reason, at, out)
         if value < mg_low:
             lo = collected - self.w.mg_lookback
-            if any(e.status is not _WITHDRAWN and lo <= e.t0 <= available for e in s.episodes):
+            # A low result that supersedes MG_NOT_CHECKED is evaluated even when collected more
+            # than mg_lookback after the episode (4.4: "4.2 then schedules its evaluation"):
+            # otherwise the alert it replaces would end in silence.
+            if superseded or any(
+                e.status is not _WITHDRAWN and lo <= e.t0 <= available for e in s.episodes
+            ):
                 tau = available + self.w.hold
                 self._schedule(s, Timer(tau, pid, event_id, _LOW, _T_LOW_MG), timers)
 
@@ -392,6 +399,8 @@ class Engine:
         severity = self._low_severity(latest_mg.value, latest_k.value if latest_k else None)
         lo = latest_mg.collected - self.w.mg_lookback
         t0s = [e.t0 for e in s.episodes if e.status is not _WITHDRAWN and lo <= e.t0 <= tau]
+        if not t0s and s.newest_t0 is not None:
+            t0s = [s.newest_t0]  # scheduled by superseding MG_NOT_CHECKED: its newest episode
         self._fire(
             s,
             _LOW,

@@ -78,6 +78,22 @@ NOT_CHECKED_CASES = [
         ],
     ),
     case(
+        # 4.2's own window ends 24 h after the specimen, here before the episode; 4.4 still
+        # schedules its evaluation, so the superseded alert is followed, not left in silence.
+        "superseded_by_a_low_result_collected_30h_after_the_episode",
+        [KCL, mg("m2", 1.5, t("14:00", day=2), t("15:00", day=2))],
+        nc_resolved("superseded", t("15:00", day=2))
+        + [
+            fired(LOW, "high", t("15:30", day=2), "m2"),
+            resolved(LOW, "high", EXPIRY, "m2", "expired"),
+        ],
+    ),
+    case(
+        "a_normal_result_collected_30h_after_the_episode_resolves_without_evaluation",
+        [KCL, mg("m2", 1.9, t("14:00", day=2), t("15:00", day=2))],
+        nc_resolved("mg_checked_normal", t("15:00", day=2)),
+    ),
+    case(
         "a_hemolysed_low_result_counts_and_supersedes",
         [KCL, mg("m2", 1.5, t("09:00"), t("10:00"), flags=["hemolyzed"])],
         nc_resolved("superseded", t("10:00"))
