@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from collections.abc import Set as AbstractSet
 
 from alerts.events import Micros
+
+_NONE: frozenset[Hashable] = frozenset()
 
 
 class SeenEvents:
@@ -20,7 +23,8 @@ class SeenEvents:
 
     def __init__(self, horizon: Micros) -> None:
         self._current: set[Hashable] = set()
-        self._previous: set[Hashable] = set()
+        # Shared and empty until the first turn: a replay holds one of these per patient.
+        self._previous: AbstractSet[Hashable] = _NONE
         self._horizon = horizon
         self._started: Micros | None = None
 

@@ -24,9 +24,6 @@ from alerts.state import PatientState
 from streams.external_sort import ExternalSorter
 
 _FLUSH_BYTES = 1 << 20
-# Duplicates are keyed by patient and event id joined in one string (cheaper to hash and store
-# than a pair); a patient id holding the separator keeps the pair, so keys never collide.
-_SEP = "\x00"
 _OTHER_MEDICATION = IgnoreReason.OTHER_MEDICATION
 
 
@@ -148,14 +145,18 @@ class Replay:
         self.alerts_out = alerts_out
         self.dead_letters_out = dead_letters_out
         self.summary = ReplaySummary()
-        self.seen = SeenEvents(Windows(cfg).history)
+        # Each patient's event ids, remembered over that patient's own availability times, so
+        # that no other patient's events decide when a copy is still recognised (RULES.md 2).
+        self.seen: dict[str, SeenEvents] = {}
+        self.seen_horizon = Windows(cfg).history
         self.sorter = ExternalSorter(chunk_size)
         self.states: dict[str, PatientState] = {}
         self.on_alerts = on_alerts
 
     def read(self, name: str, lines: Iterable[bytes], progress: Callable[[int], None]) -> None:
         """Decode, validate and de-duplicate one source in arrival order."""
-        decode, first_sighting, add = self.decoder.decode, self.seen.first_sighting, self.sorter.add
+        decode, add, seen = self.decoder.decode, self.sorter.add, self.seen
+        horizon = self.seen_horizon
         summary = self.summary
         ignored = summary.ignored
         labs = medications = invalid = duplicates = 0
@@ -182,9 +183,10 @@ class Replay:
                         medications += 1
                     else:
                         labs += 1
-                    pid, eid = ev[0], ev[1]
-                    key = pid + _SEP + eid if _SEP not in pid else (pid, eid)
-                    if first_sighting(key, None):
+                    ids = seen.get(ev[0])
+                    if ids is None:
+                        ids = seen[ev[0]] = SeenEvents(horizon)
+                    if ids.first_sighting(ev[1], None):
                         ignored[why] += 1
                     else:
                         duplicates += 1
@@ -193,9 +195,10 @@ class Replay:
                         labs += 1
                     else:
                         medications += 1
-                    pid, eid = ev[1], ev[2]
-                    key = pid + _SEP + eid if _SEP not in pid else (pid, eid)
-                    if first_sighting(key, ev[0]):
+                    ids = seen.get(ev[1])
+                    if ids is None:
+                        ids = seen[ev[1]] = SeenEvents(horizon)
+                    if ids.first_sighting(ev[2], ev[0]):
                         add(ev)
                     else:
                         duplicates += 1
@@ -230,7 +233,7 @@ class Replay:
             self.engine = engine
         self.summary.sorted_runs = self.sorter.runs
         # Every source has been read: the ids seen are no longer needed, and their memory is.
-        self.seen = SeenEvents(self.seen.horizon)
+        self.seen = {}
         # Patient by patient when the whole feed is in memory and nothing watches the engine's
         # steps as they happen (an audit's ledger and an episode observer read them in time
         # order); otherwise in time order, merging the sorted runs.

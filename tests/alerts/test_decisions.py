@@ -103,6 +103,31 @@ def test_the_same_event_id_for_two_patients_is_not_a_duplicate():
     }
 
 
+def test_another_patients_events_never_make_a_copy_forgotten():
+    # Found by review: ids were remembered over the whole feed's availability time, so two
+    # weeks of another patient's results made a late copy count as new, and its normal value
+    # replaced the low one (a missed MG_LOW_UNCORRECTED).
+    low, kcl_p = mg("m1", 1.4, t("06:00"), t("06:30")), KCL
+    others = [
+        k(f"q{day}", 4.0, t("07:00", day=day), t("08:00", day=day), patient="Q") for day in (9, 17)
+    ]
+    copy = mg("m1", 2.0, t("06:00"), t("06:30"))
+    alone = replay([low, kcl_p, copy])
+    mixed = replay([low, kcl_p, *others, copy])
+    assert alone.summary.duplicates == mixed.summary.duplicates == 1
+    assert_alerts(alone.alerts, LOW_FROM_KCL)
+    assert [a for a in mixed.alerts if a["patient_id"] == "P1"] == alone.alerts
+
+
+def test_a_copy_is_remembered_for_a_history_window_of_its_patients_own_time():
+    # Memory stays bounded: after two history windows of the patient's own events, a copy of
+    # an old event is no longer recognised (in the stream it would be a late event).
+    first = mg("m1", 1.4, t("06:00"), t("06:30"))
+    later = [k(f"k{day}", 4.0, t("07:00", day=day), t("08:00", day=day)) for day in (9, 17)]
+    assert replay([first, *later[:1], first]).summary.duplicates == 1
+    assert replay([first, *later, first]).summary.duplicates == 0
+
+
 def test_byte_identical_copies_are_counted_and_change_nothing():
     events = [KCL, mg("m1", 1.5, t("09:00"), t("09:30"))]
     once = replay(events)
