@@ -484,8 +484,14 @@ class Engine:
         out: list[Alert],
         timers: list[Timer],
     ) -> None:
-        if rule in s.firing:
-            return  # deduplicated: at most one firing alert per (patient, rule)
+        firing = s.firing.get(rule)
+        if firing is not None:  # deduplicated: at most one firing alert per (patient, rule)
+            if rests_on is not None and rests_on.collected > (firing.rests_collected or 0):
+                # Its condition now holds on a newer low result: the alert rests on that one,
+                # so correcting or retracting the older result no longer ends it.
+                firing.rests_on = _result_id(s, rests_on)
+                firing.rests_collected = rests_on.collected
+            return
         pid = s.patient_id
         firing = Firing(
             alert_id_for(pid, rule, trigger),

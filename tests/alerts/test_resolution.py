@@ -194,6 +194,55 @@ LOW_CASES = [
         [LOW_FIRED, LOW_EXPIRED],
     ),
     case(
+        # Chosen reading (safer): once a newer low result's evaluation holds, the alert rests
+        # on it; correcting or retracting the older one leaves magnesium low, and the alert on.
+        "a_newer_low_result_carries_the_alert_past_a_correction_of_the_first",
+        [
+            LOW_MG,
+            KCL,
+            mg("m2", 1.6, t("09:00"), t("09:40")),
+            mg("e-mg-c", 1.9, t("07:00"), t("10:40"), status="corrected", result_id="R1"),
+        ],
+        [LOW_FIRED, LOW_EXPIRED],
+    ),
+    case(
+        "a_newer_low_result_carries_the_alert_past_a_retraction_of_the_first",
+        [LOW_MG, KCL, mg("m2", 1.6, t("09:00"), t("09:40")), removal("rm", "R1", t("10:40"))],
+        [LOW_FIRED, LOW_EXPIRED],
+    ),
+    case(
+        "a_normal_result_older_than_the_newer_low_does_not_normalise",
+        [
+            LOW_MG,
+            KCL,
+            mg("m2", 1.6, t("09:00"), t("09:40")),
+            mg("m3", 2.0, t("08:00"), t("11:00")),
+        ],
+        [LOW_FIRED, LOW_EXPIRED],
+    ),
+    case(
+        "then_the_newer_results_own_correction_resolves",
+        [
+            LOW_MG,
+            KCL,
+            mg("m2", 1.6, t("09:00"), t("09:40")),
+            mg("e-mg-c", 1.9, t("07:00"), t("10:40"), status="corrected", result_id="R1"),
+            mg("m2-c", 1.9, t("09:00"), t("11:00"), status="corrected", result_id="m2"),
+        ],
+        low_resolved("result_corrected", t("11:00")),
+    ),
+    case(
+        "a_correction_before_the_newer_results_evaluation_resolves_then_it_fires",
+        [
+            LOW_MG,
+            KCL,
+            mg("m2", 1.6, t("09:00"), t("09:40")),
+            mg("e-mg-c", 1.9, t("07:00"), t("09:50"), status="corrected", result_id="R1"),
+        ],
+        low_resolved("result_corrected", t("09:50"))
+        + [fired(LOW, "high", t("10:10"), "m2"), resolved(LOW, "high", EXPIRY, "m2", "expired")],
+    ),
+    case(
         "result_corrected_to_normal",
         [
             LOW_MG,
