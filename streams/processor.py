@@ -332,7 +332,6 @@ class StreamProcessor:
         ev = self.decode(msg.value if msg.value is not None else b"")
         kind = type(ev)
         if kind is DeadLetter:
-            clock.touch(wall)
             dead: DeadLetter = ev  # type: ignore[assignment]
             headers = _headers(msg, dead.reason, dead.detail)
             self._letters.append(_Letter(msg.partition, msg.key, dead.raw, dead.reason, headers))
@@ -340,7 +339,7 @@ class StreamProcessor:
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
             label = _KIND_OF_IGNORED[ign.why]
-            fresh = clock.ignored(ign.patient_id, ign.event_id, wall)
+            fresh = clock.ignored(ign.patient_id, ign.event_id)
             return (label, "ignored" if fresh else "duplicate")
         event: LabResult | Medication = ev  # type: ignore[assignment]
         outcome = clock.arrive(event, msg.topic, self._behind(msg.partition), wall)

@@ -1,8 +1,9 @@
 """One Kafka partition's event time: stream time, watermark, reorder buffer and timers.
 
-Release rule (RULES.md section 3): an event waits until W >= a; a timer runs once W > tau
-(so that an event at exactly a = tau, which is not late, still runs before it); an event that
-arrives when W > a is late, applied at once with at = max(a, last) and its due timers run.
+Release rule (RULES.md section 3): an event that arrives when W > a is late, applied at once
+with at = max(a, last) and its due timers run. So an event at exactly a = W is not late and may
+still arrive: buffered events and timers run only once W > a (W > tau), which keeps such an
+event in the total order with the rest of its instant.
 
 How W moves:
 - Stream time per input topic: the largest availability seen on that topic's partition.
@@ -13,8 +14,10 @@ How W moves:
   contract's rule.
 - Idle advance (ticks): when every input of the partition is caught up, W moves at wall-clock
   rate from its last event-driven value: W = S - lateness + (now - wall time of the last
-  message), and never past now - lateness, since an event arriving now with availability now
-  must not be late. A backlog, or a partition never seen, does not advance.
+  event), and never past now - lateness, since an event arriving now with availability now
+  must not be late. Repeats, ignored events and dead letters carry no time the rules read:
+  they neither raise S nor restart that clock. A backlog, or a partition never seen, does not
+  advance.
 - A `final` control message (end of a bounded backfill) sets W = +infinity once the input
   offsets it names are consumed: everything buffered is released and every timer runs, as
   at the end of a replay. Events arriving later on that partition are late.
@@ -71,7 +74,7 @@ class PartitionClock:
         self.inputs = inputs
         self.stream_time: dict[str, Micros] = {}
         self.watermark: Micros = NEVER
-        self.arrival_wall: float | None = None  # wall seconds of the last input message
+        self.arrival_wall: float | None = None  # wall seconds of the last event (not a repeat)
         self.final_offsets: dict[str, int] | None = None
         self._buffer: list[tuple[Micros, str, str]] = []
 
@@ -109,17 +112,18 @@ class PartitionClock:
     ) -> Arrival:
         """Take one decoded event from input topic `source`; release what the new W allows."""
         a = ev.available
-        self.arrival_wall = wall
-        seen = self.stream_time.get(source)
-        if seen is None or a > seen:
-            self.stream_time[source] = a
         states = self.states
         state = states.get(ev.patient_id)
         if state is None:
             state = PatientState(ev.patient_id)
         if ev.event_id in state.seen:
+            # A repeat is ignored (RULES.md 1): its time moves neither S nor the idle clock.
             self.advance(behind)
             return _DUPLICATE
+        self.arrival_wall = wall
+        seen = self.stream_time.get(source)
+        if seen is None or a > seen:
+            self.stream_time[source] = a
         state.seen[ev.event_id] = a
         states[ev.patient_id] = state
         if a < self.watermark:
@@ -133,9 +137,12 @@ class PartitionClock:
         self.advance(behind)
         return outcome
 
-    def ignored(self, patient_id: str, event_id: str, wall: float) -> bool:
-        """Register an ignored event's id (later copies are duplicates); False if seen before."""
-        self.arrival_wall = wall
+    def ignored(self, patient_id: str, event_id: str) -> bool:
+        """Register an ignored event's id (later copies are duplicates); False if seen before.
+
+        An ignored event carries no time the rules read, so, like a dead letter, it does not
+        restart the idle clock: a feed of other lab codes must not hold W back.
+        """
         state = self.states.get(patient_id)
         if state is None:
             state = PatientState(patient_id)
@@ -144,15 +151,13 @@ class PartitionClock:
         now = max(self.stream_time.values(), default=0)
         state.seen[event_id] = now
         engine = self.scheduler.engine
-        if now - state.pruned_at >= engine.prune_every:
+        # Pruned at W, not S: timers due between W and S still read their lookbacks.
+        pruning_at = min(now, self.watermark)
+        if pruning_at - state.pruned_at >= engine.prune_every:
             # A patient who only ever gets ignored events is never pruned by the engine.
-            state.prune(now, engine.w, engine.cfg.mg_low)
+            state.prune(pruning_at, engine.w, engine.cfg.mg_low)
         self.states[patient_id] = state
         return True
-
-    def touch(self, wall: float) -> None:
-        """Note an input message that carried no event (a dead letter)."""
-        self.arrival_wall = wall
 
     # -- time -----------------------------------------------------------------------------
 
@@ -204,10 +209,14 @@ class PartitionClock:
         return True
 
     def release(self, w: Micros) -> None:
-        """Set W and run, in the total order, every buffered event with a <= W and timer < W."""
+        """Set W and run, in the total order, every buffered event and timer due before W.
+
+        Strictly before: an event at exactly a = W is not late, so one may still arrive, and
+        it must run before the other events of its instant that sort after it.
+        """
         self.watermark = w
         buffer, states, process = self._buffer, self.states, self.scheduler.process
-        while buffer and buffer[0][0] <= w:
+        while buffer and buffer[0][0] < w:
             _, pid, eid = heapq.heappop(buffer)
             state = states.get(pid)
             if state is None:

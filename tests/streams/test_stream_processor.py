@@ -235,8 +235,15 @@ def test_a_failing_event_of_the_message_itself_dead_letters_that_message(monkeyp
     cfg = load_rule_config(overrides={"allowed_lateness_minutes": 0})
     lines = _lines(SCENARIO_01)
     _failing(monkeypatch, "_lab", "s01-e01")
-    rig = _rig(cfg, lines[:1], partitions=1, final=False)
-    rig.consume(random.Random(0))  # lateness 0: the lab is released as it arrives, and fails
+    # Another patient's result 1 us later puts W past e01, which is then late: it is applied
+    # as it arrives (not from the buffer), and fails.
+    ahead = orjson.loads(lines[0]) | {
+        "patient_id": "PX",
+        "event_id": "px-1",
+        "resulted_at": "2024-03-04T06:45:00.000001Z",
+    }
+    rig = _rig(cfg, [orjson.dumps(ahead), lines[0]], partitions=1, final=False)
+    rig.consume(random.Random(0))
     [(_, key, value, headers)] = rig.outbox.dead
     assert (key, value, headers["reason"]) == (b"P01", lines[0], b"processing_error")
     assert "buffered" not in headers
@@ -292,6 +299,22 @@ def test_a_tick_never_reaches_the_alert_output_and_idle_time_fires_timers(cfg):
     assert [(a["rule"], a["status"]) for a in rig.outbox.alerts] == [("MG_NOT_CHECKED", "firing")]
     assert all(a.keys() >= set(COMPARED) for a in rig.outbox.alerts)
     assert rig.outbox.keys == [b"P01"]
+
+
+def test_ignored_and_invalid_messages_do_not_hold_idle_time_back(cfg):
+    # Found by review: each such message restarted the idle clock from S - lateness.
+    lines = _lines(SCENARIO_01)
+    rig = _rig(cfg, lines, partitions=1, final=False)
+    rig.consume(random.Random(0))
+    rig.tick(seconds=10 * 60)  # W = 08:20
+    sodium = orjson.loads(lines[0]) | {"event_id": "na1", "code": "2951-2", "value": 140}
+    rig.broker.produce_line(orjson.dumps(sodium))
+    rig.broker.produce_line(b'{"kind": "lab_result", not json')
+    rig.consume(random.Random(0))
+    assert rig.metric("kmg_events_total", kind="lab_result", outcome="ignored") == 1
+    assert len(rig.outbox.dead) == 1
+    rig.tick(seconds=11 * 60)  # W = 08:31
+    assert [(a["rule"], a["status"]) for a in rig.outbox.alerts] == [("MG_NOT_CHECKED", "firing")]
 
 
 def test_without_idle_advance_a_quiet_partition_keeps_its_watermark(cfg):

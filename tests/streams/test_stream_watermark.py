@@ -80,15 +80,80 @@ class Rig:
         return [] if state is None else [e[3] for e in state.pending]
 
 
-def test_an_event_waits_until_the_watermark_reaches_it(cfg):
+def test_an_event_waits_until_the_watermark_is_past_it(cfg):
     rig = Rig(cfg)
     assert rig.arrive(lab("a", t("08:00"))) is Arrival.ACCEPTED
     assert rig.clock.watermark == t("07:50")
     rig.arrive(lab("b", t("08:09")))
-    assert rig.pending() == ["a", "b"]
-    rig.arrive(lab("c", t("08:10")))  # W = 08:00 = a
-    assert rig.pending() == ["b", "c"]
+    rig.arrive(lab("c", t("08:10")))  # W = 08:00 = a: another event at 08:00 is not late yet
+    assert rig.pending() == ["a", "b", "c"]
+    rig.arrive(lab("d", t("08:10") + 1))
+    assert rig.pending() == ["b", "c", "d"]
     assert list(rig.store.get("P1").k) == ["a"]  # type: ignore[union-attr]
+
+
+def mg_repletion(eid: str, at: int) -> dict:
+    return kcl(eid, at) | {"code": "6585", "name": "Magnesium sulfate 2 g IV"}
+
+
+def test_an_event_at_exactly_the_watermark_is_not_late_and_keeps_its_place(cfg):
+    # Found by review: events at a = W were released at once, so a low Mg result arriving
+    # at that instant ran after the repletion that sorts after it (mg_repleted, not
+    # superseded), and the stream differed from the replay.
+    events = [
+        lab("k1", t("07:00")),
+        kcl("o1", t("08:00")),
+        mg_repletion("r1", t("09:00")),
+        lab("k2", t("09:10")),  # W = 09:00
+        lab("m1", t("09:00"), code="19123-9", value=1.5),
+    ]
+    rig = Rig(cfg)
+    outcomes = [rig.arrive(e) for e in events]
+    assert Arrival.LATE not in outcomes
+    rig.clock.release(FOREVER)
+    expected = replay_alerts(cfg, [orjson.dumps(e) for e in events])
+    assert [(a.alert_id, a.status, a.resolution, a.at) for a in rig.alerts] == [
+        (x["alert_id"], x["status"], x["resolution"], parse_timestamp(x["at"])) for x in expected
+    ]
+    assert [a.resolution for a in rig.alerts] == [None, "superseded"]
+
+
+def test_a_duplicate_moves_neither_stream_time_nor_the_watermark(cfg):
+    rig = Rig(cfg)
+    rig.arrive(kcl("o1", t("08:00")))
+    rig.arrive(lab("k1", t("08:05")))
+    assert rig.arrive(lab("k1", t("12:00"))) is Arrival.DUPLICATE  # a repeat, stamped later
+    assert rig.clock.watermark == t("07:55")
+    assert rig.arrive(lab("m1", t("08:20"), code="19123-9", value=2.0)) is Arrival.ACCEPTED
+    rig.clock.release(FOREVER)
+    assert rig.alerts == []  # the Mg result was there before the 08:30 evaluation
+
+
+def test_an_ignored_event_prunes_at_the_watermark_not_the_stream_time(cfg):
+    # Found by review: pruning at S dropped a diuretic that the evaluation due between W and S
+    # still reads (168 h lookback), and MG_NOT_CHECKED came out warning instead of high.
+    diuretic = kcl("d1", t("08:32", day=1)) | {"code": "4603", "name": "Furosemide 40 mg IV"}
+    rig = Rig(cfg)
+    for event in (diuretic, lab("k0", t("20:35", day=4), value=4.0), kcl("o1", t("08:00", day=8))):
+        rig.arrive(event)
+    rig.arrive(lab("x2", t("08:39", day=8), pid="P2"))  # S = 08:39, W = 08:29 < tau = 08:30
+    assert rig.clock.ignored("P1", "na1")
+    rig.clock.release(FOREVER)
+    assert [(a.rule, a.severity) for a in rig.alerts][:1] == [("MG_NOT_CHECKED", "high")]
+
+
+def test_an_ignored_event_does_not_hold_the_idle_watermark_back(cfg):
+    # Found by review: each ignored (or dead-lettered) message restarted the idle clock from
+    # S - lateness, so a feed of other lab codes kept W, and the alerts, waiting.
+    rig = Rig(cfg)
+    wall = t("08:00") / 1e6
+    rig.arrive(kcl("o1", t("08:00")), wall=wall)
+    for minute in range(5, 45, 5):
+        assert rig.clock.ignored("P1", f"na{minute}")
+        rig.clock.idle(lambda name: False, wall + minute * 60)
+    assert rig.clock.watermark == t("08:30")  # 40 minutes after the order, less the lateness
+    rig.clock.idle(lambda name: False, wall + 41 * 60)
+    assert rig.fired() == [("MG_NOT_CHECKED", "firing", "2024-03-04T08:30:00Z")]
 
 
 def test_a_timer_runs_only_once_the_watermark_is_past_it(cfg):
@@ -188,8 +253,8 @@ def test_the_first_copy_wins_and_an_ignored_event_registers_its_id(cfg):
     rig = Rig(cfg)
     assert rig.arrive(lab("a", t("08:00"))) is Arrival.ACCEPTED
     assert rig.arrive(lab("a", t("08:00"))) is Arrival.DUPLICATE
-    assert rig.clock.ignored("P1", "x", 0.0)
-    assert not rig.clock.ignored("P1", "x", 0.0)
+    assert rig.clock.ignored("P1", "x")
+    assert not rig.clock.ignored("P1", "x")
     assert rig.arrive(lab("x", t("08:01"))) is Arrival.DUPLICATE
     assert rig.pending() == ["a"]
 
@@ -221,7 +286,7 @@ def test_a_restored_clock_rebuilds_its_buffer_and_timers_from_the_states(cfg):
 def test_a_patient_with_only_ignored_events_keeps_a_bounded_memory(cfg):
     rig = Rig(cfg)
     rig.arrive(lab("k1", t("08:00", day=1)))
-    assert rig.clock.ignored("P2", "old", 0.0)
+    assert rig.clock.ignored("P2", "old")
     rig.arrive(lab("k2", t("08:00", day=12)))  # more than history_hours (168) later
-    assert rig.clock.ignored("P2", "new", 0.0)
+    assert rig.clock.ignored("P2", "new")
     assert list(rig.store.get("P2").seen) == ["new"]  # type: ignore[union-attr]
