@@ -247,14 +247,15 @@ def feeds(
 def non_late_arrivals(draw: st.DrawFn, feed: list[FeedEvent], lateness: int) -> list[FeedEvent]:
     """Permute a feed so that no event is late for W = max seen - lateness.
 
-    Each event is delayed by d in [0, lateness) and arrivals are sorted by a + d: every earlier
-    arrival then has a' <= a + d, so W < a when the event arrives (it is never late).
+    Each event is delayed by d in [0, lateness] and arrivals are sorted by a + d: every earlier
+    arrival then has a' <= a + d, so W <= a when the event arrives (it is never late; at
+    d = lateness it may arrive at exactly W = a, after other events of its instant).
     """
     delays = draw(
         st.lists(
             st.one_of(
-                st.sampled_from((0, lateness - 1, lateness // 2)),
-                st.integers(0, lateness - 1),
+                st.sampled_from((0, lateness, lateness - 1, lateness // 2)),
+                st.integers(0, lateness),
             ),
             min_size=len(feed),
             max_size=len(feed),

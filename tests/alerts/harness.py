@@ -138,9 +138,10 @@ class SimulatedStream:
     """The stream's event-time discipline on one partition, without a broker.
 
     Arrivals are decoded and de-duplicated, wait in a reorder buffer until the watermark
-    W = (largest availability seen) - allowed lateness reaches them, and are then released to an
-    EventTimeScheduler in the total order; timers run once W passes them. `finish` sets W to
-    +infinity, as at the end of a replay.
+    W = (largest availability seen) - allowed lateness passes them, and are then released to an
+    EventTimeScheduler in the total order; timers run once W passes them (an event at exactly
+    a = W is not late, so it may still arrive). `finish` sets W to +infinity, as at the end of
+    a replay.
     """
 
     def __init__(self, cfg: RuleConfig) -> None:
@@ -171,16 +172,16 @@ class SimulatedStream:
         if isinstance(ev, Ignored):
             return
         a = ev.available
-        if self.released_up_to is not None and a <= self.released_up_to:
+        if self.released_up_to is not None and a < self.released_up_to:
             self.late += 1  # the test's arrival orders must never produce this
         heapq.heappush(self.buffer, ev)
         self.stream_time = a if self.stream_time is None else max(self.stream_time, a)
         self.advance(self.stream_time - self.lateness)
 
     def advance(self, watermark: int) -> None:
-        while self.buffer and self.buffer[0].available <= watermark:
+        while self.buffer and self.buffer[0].available < watermark:
             self.scheduler.process(heapq.heappop(self.buffer))
-        self.scheduler.run_timers(watermark)
+        self.scheduler.run_timers(watermark - 1)
         if self.released_up_to is None or watermark > self.released_up_to:
             self.released_up_to = watermark
 
