@@ -33,13 +33,19 @@ def event_id(*parts: object) -> str:
     return f"{parts[0]}:sha256:{hashlib.sha256(text.encode()).hexdigest()[:40]}"
 
 
+_INT64 = 2**63
+
+
 def parse_number(text: str) -> int | float:
     """A decimal number as sent ("5.10" -> 5.1, "20" -> 20); ValueError otherwise."""
     value = text.strip()
     if not _NUMBER.fullmatch(value):
         raise ValueError(text)
     if _INTEGER.fullmatch(value):
-        return int(value)
+        whole = int(value)
+        if -_INT64 <= whole < _INT64:
+            return whole
+        # Past 64 bits no JSON encoder here writes it as an integer: sent on as a double.
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(text)

@@ -64,9 +64,13 @@ def iter_canonical(
     stats = stats if stats is not None else AdapterStats()
     for raw, doc in read_documents(stream):
         if isinstance(doc, Exception):
-            out: Iterator[AdapterOutput] = iter([Rejected(raw, "fhir_parse_error", str(doc))])
+            out: list[AdapterOutput] = [Rejected(raw, "fhir_parse_error", str(doc))]
         else:
-            out = _resource(doc, raw, Scope(), settings, stats)
+            try:
+                out = list(_resource(doc, raw, Scope(), settings, stats))
+            except Exception as exc:  # a defect of this document must not end the feed
+                detail = f"cannot be mapped: {type(exc).__name__}"
+                out = [Rejected(raw, "fhir_parse_error", detail)]
         for item in out:
             yield stats.count(item)
 
@@ -82,9 +86,14 @@ def _resource(
         return
     if rtype == "Bundle":
         inner = Scope.of_bundle(res)
-        for entry in res.get("entry") or []:
+        entries = res.get("entry") or []
+        if not entries:
+            stats.skip("Bundle without entries")
+        for entry in entries:
             if obj(obj(entry).get("resource")):
                 yield from _resource(entry["resource"], None, inner, settings, stats)
+            else:  # a history Bundle's DELETE, say: nothing to map, but counted
+                stats.skip("Bundle.entry without resource")
         return
     outs: list[AdapterOutput | Unmappable]
     try:

@@ -56,7 +56,11 @@ def iter_canonical(
     """Map a file or stream of HL7 v2 messages (batch files included)."""
     stats = stats if stats is not None else AdapterStats()
     for block in split_blocks(stream):
-        for out in _block(block, settings, stats):
+        try:
+            outs = list(_block(block, settings, stats))
+        except Exception as exc:  # a defect of this message must not end the feed
+            outs = [Rejected(block, "hl7_parse_error", f"cannot be mapped: {type(exc).__name__}")]
+        for out in outs:
             yield stats.count(out)
 
 
@@ -82,12 +86,12 @@ def _block(block: bytes, settings: AdapterSettings, stats: AdapterStats) -> Iter
         outs = list(_results(msg, settings, stats))
     elif code in PHARMACY_MESSAGES:
         outs = list(pharmacy_events(msg, code, message_key(msg), settings, stats))
-    if outs:
-        yield from outs
-    elif code not in LAB_MESSAGES and _carries_k_mg(msg, settings):
+    yield from outs
+    if code not in LAB_MESSAGES and _carries_k_mg(msg, settings):
+        # Its medications are mapped; its K/Mg results are not, and must not vanish.
         detail = f"{label} carries K/Mg OBX results; only ORU/OUL results are mapped"
         yield Rejected(block, "hl7_unsupported_message", detail)
-    else:
+    elif not outs:
         stats.skip(label)
 
 
@@ -193,6 +197,8 @@ def _value(msg: Message, obx: list[str], status: str) -> int | float | None:
     try:
         return ev.parse_number(text)
     except ValueError:
+        if status in REMOVALS:
+            return None  # a removal needs no value (RULES.md 7); OBX-5 may say why it was
         raise Unmappable("bad_value", f"OBX-5 {text!r} is not a number") from None
 
 

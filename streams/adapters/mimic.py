@@ -44,21 +44,57 @@ Row = dict[str, str]
 Keyed = tuple[datetime, str, str, Canonical]  # (availability instant, patient_id, event_id, event)
 
 
-def _records(stream: BinaryIO) -> Iterator[tuple[bytes, Row]]:
-    """(original bytes, row) of each CSV record; a quoted field may span lines."""
+def _records(stream: BinaryIO) -> Iterator[tuple[bytes, Row | str]]:
+    """(original bytes, row) of each CSV record, or (bytes, why) for one that cannot be read.
+
+    A quoted field may span lines. A quote inside an unquoted field (`drawn from 5" line`) is
+    a character like any other, so it neither opens a field nor joins the next line.
+    """
     header_line = stream.readline()
-    header = next(csv.reader([header_line.decode("utf-8-sig")]), [])
+    header = next(csv.reader([header_line.decode("utf-8", "replace").lstrip("\ufeff")]), [])
     pending = b""
     for line in stream:
         pending += line
-        if pending.count(b'"') % 2:  # inside a quoted field: the record continues
+        if _inside_quotes(pending):
             continue
         raw, pending = pending.rstrip(b"\r\n"), b""
         if raw.strip():
-            values = next(csv.reader(io.StringIO(raw.decode("utf-8"))), [])
-            yield raw, dict(zip(header, values, strict=False))
+            yield raw, _row(raw, header)
     if pending.strip():
-        yield pending.rstrip(b"\r\n"), {}
+        yield pending.rstrip(b"\r\n"), "unterminated quoted field"
+
+
+def _inside_quotes(record: bytes) -> bool:
+    """Say whether a record ends inside a quoted field (a quote opens one only at a field start)."""
+    if b'"' not in record:
+        return False
+    quoted, at_start = False, True
+    i, end = 0, len(record)
+    while i < end:
+        byte = record[i]
+        if quoted:
+            if byte == 0x22:  # '"': closes the field unless doubled
+                if i + 1 < end and record[i + 1] == 0x22:
+                    i += 1
+                else:
+                    quoted = False
+        elif byte == 0x22 and at_start:
+            quoted = True
+        at_start = byte == 0x2C or byte == 0x0A  # after ',' or a line end a field starts
+        i += 1
+    return quoted
+
+
+def _row(raw: bytes, header: list[str]) -> Row | str:
+    try:
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    except csv.Error as exc:  # a lone CR in an unquoted field, a field past csv's limit
+        return f"not a CSV record: {exc}"
+    if len(rows) != 1:
+        return f"{len(rows)} CSV rows in one record"
+    return dict(zip(header, rows[0], strict=False))
 
 
 def _time(row: Row, column: str, settings: AdapterSettings) -> str:
@@ -173,8 +209,8 @@ def _keyed(
     out: list[Keyed] = []
     records = _records(stream)
     for raw, row in records:
-        if not row:
-            rejected.append(Rejected(raw, "mimic_parse_error", "unterminated quoted field"))
+        if isinstance(row, str):
+            rejected.append(Rejected(raw, "mimic_parse_error", row))
             continue
         is_lab = "analyte" in row
         if not is_lab and "event" not in row:

@@ -40,9 +40,11 @@ def _build(parts: tuple[str | None, ...], frac: str | None, tz: tzinfo, text: st
     micro = int((frac or "")[:6].ljust(6, "0"))
     try:
         stamp = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+        return format_rfc3339(stamp, frac)
     except ValueError:  # month 13, Feb 30, hour 24, second 60 ...
         raise BadTimestamp(text) from None
-    return format_rfc3339(stamp, frac)
+    except OverflowError:  # 0001-01-01 local east of UTC ("null date"): before year 1 in UTC
+        raise BadTimestamp(text) from None
 
 
 def format_rfc3339(stamp: datetime, frac: str | None = None) -> str:
