@@ -7,6 +7,7 @@ import pytest
 
 from streams.adapters import hl7v2
 from tests.streams.adapters.support import run
+from tests.streams.adapters.test_fhir import observation
 from tests.streams.adapters.test_hl7v2 import OBR, PID, message, obx
 
 LABS_HEADER = (
@@ -76,20 +77,11 @@ def test_a_cancelled_result_with_text_for_its_value_is_a_removal():
     ids=["entry_number", "coding_number", "intent_list"],
 )
 def test_a_fhir_resource_of_the_wrong_shape_is_rejected_and_the_next_line_mapped(shape):
-    good = {
-        "resourceType": "Observation",
-        "id": "o1",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
-        "subject": {"reference": "Patient/p1"},
-        "effectiveDateTime": "2024-03-04T06:00:00Z",
-        "issued": "2024-03-04T06:45:00Z",
-        "valueQuantity": {"value": 3.1, "unit": "mmol/L"},
-    }
+    good = observation()
     outcome = run("fhir", orjson.dumps(shape) + b"\n" + orjson.dumps(good) + b"\n")
     assert [r.reason for r in outcome.rejected] == ["fhir_parse_error"]
     assert outcome.rejected[0].raw == orjson.dumps(shape)
-    assert [e["value"] for e in outcome.events] == [3.1]
+    assert [e["value"] for e in outcome.events] == [3.2]
 
 
 def test_bundle_entries_without_a_resource_are_counted():
