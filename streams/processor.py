@@ -188,9 +188,15 @@ class StreamProcessor:
         self._aside: list[_Letter] = []  # buffered events set aside while handling this message
 
     def on_rebalance(self) -> None:
-        """Forget what is in memory: after a rebalance the table is the only truth."""
+        """Forget what is in memory: after a rebalance the table is the only truth.
+
+        Unflushed writes go too: a batch whose outputs could not be sent is taken again, and
+        it must not read its own half-applied states (it would find its events duplicates and
+        its alerts already fired, and send nothing).
+        """
         self._stale = True
         self._next_offset.clear()
+        self.store.discard()
 
     # -- messages -------------------------------------------------------------------------
 
@@ -233,9 +239,9 @@ class StreamProcessor:
                 scope(msg.partition)
                 await self.handle(msg)
             return None
+        sent = await self._emit()  # if it fails, the batch is taken again: counted then
         for (kind, outcome), n in Counter(counted).items():
             self._count(kind, outcome, n)
-        sent = await self._emit()
         await self.store.flush(scope, after=sent)
         self._after(msgs, wall, time.perf_counter() - started)
         return sent

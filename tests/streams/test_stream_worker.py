@@ -401,3 +401,57 @@ def test_a_rebalance_waits_for_the_outputs_of_handled_batches(tmp_path, monkeypa
 def test_a_deployment_owns_its_prefix_and_its_apps_topics(name: str, owned: bool):
     settings = Settings(topic_prefix="p.", app_id="app")
     assert owned_topics(settings, [name, "other"]) == ([name] if owned else [])
+
+
+def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
+    # Found by review: the retry read the failed attempt's unflushed states, so its events were
+    # duplicates, its alert already fired, and the alert was never published.
+    from streams.processor import StreamProcessor
+    from streams.rule_files import load_rule_config
+    from streams.state_store import PatientStore
+    from tests.conftest import SCENARIOS
+    from tests.integration.stream_harness import replay_alerts
+    from tests.streams import test_stream_fakes as fakes
+
+    class FlakyOutbox(fakes.Outbox):
+        failures = 1
+
+        async def publish_alerts(self, records: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError("no metadata for the alerts topic")
+            return await super().publish_alerts(records)
+
+    cfg = load_rule_config()
+    lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
+    broker = fakes.Broker(1)
+    for line in lines:
+        broker.append(fakes.MEDS if b'"medication"' in line else fakes.LABS, 0, b"P01", line)
+    broker.produce_final()  # W = +infinity once read: the evaluation runs in this batch
+    table, outbox, registry = fakes.LoggedTable(1), FlakyOutbox(), CollectorRegistry()
+    metrics = StreamMetrics(registry)
+    processor = StreamProcessor(
+        cfg, PatientStore(table, 0), outbox, fakes.Backlog(broker), metrics,
+        inputs=fakes.INPUTS, ticks=fakes.TICKS, wall=lambda: 1_900_000_000.0,
+    )  # fmt: skip
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    agent = RetryingAgent(processor, table.scope, metrics, lambda: False, no_wait)
+    msgs = [
+        InputMessage(topic, p, offset, key, value)
+        for (topic, p), records in sorted(broker.logs.items())
+        for offset, (key, value) in enumerate(records)
+    ]
+
+    async def run() -> None:
+        sent = await agent(msgs)
+        if sent is not None:
+            await sent
+
+    asyncio.run(run())
+    assert registry.get_sample_value("kmg_batch_retries_total") == 1
+    assert fakes.rows(outbox.alerts) == fakes.rows(replay_alerts(cfg, lines))
+    assert outbox.alerts
+    assert registry.get_sample_value("kmg_duplicates_total") in (None, 0)
