@@ -180,10 +180,12 @@ class BatchConsumer(driver.Consumer):
                     await sent
                 self.acknowledge(offsets)
                 raise
-            if sent is None:
+            if sent is None and not self._in_order:
                 self.acknowledge(offsets)
             else:
-                self._acknowledge_once_sent(sent, offsets)
+                # Even a batch with nothing to send waits behind earlier batches whose outputs
+                # (a dead letter, say) the broker has not acknowledged yet.
+                self._acknowledge_once_sent(sent if sent is not None else _nothing(), offsets)
         finally:
             self.idle.set()
 
@@ -266,3 +268,7 @@ class SentinelApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return BatchTransport(self.conf.broker_consumer, self)
+
+
+async def _nothing() -> None:
+    """Stand for the outputs of a batch that sent none."""

@@ -169,6 +169,35 @@ def test_a_stop_during_a_batch_lets_it_finish_and_acknowledges_it(tmp_path):
     assert consumer._new_offset(tp) == 2
 
 
+def test_a_batch_with_nothing_to_send_is_acknowledged_behind_an_unacknowledged_one(tmp_path):
+    # Found by review: it was acknowledged at once, so Faust committed past an earlier dead
+    # letter the broker had not acknowledged; had that send failed, no restart took it again.
+    consumer, tp = _consumer_at_start(tmp_path)
+
+    async def scenario() -> None:
+        dead_letter_ack = asyncio.get_running_loop().create_future()
+
+        async def with_pending_output(msgs: list[InputMessage]) -> Any:
+            return dead_letter_ack
+
+        async def with_nothing(msgs: list[InputMessage]) -> None:
+            return None
+
+        first = [InputMessage("t.labs", 0, 0, b"P1", b"not json")]
+        await consumer._handle(with_pending_output, first, {tp: [0]})
+        await consumer._handle(
+            with_nothing, [InputMessage("t.labs", 0, 1, b"P1", b"{}")], {tp: [1]}
+        )
+        await asyncio.sleep(0)
+        assert consumer._new_offset(tp) is None  # nothing may be committed yet
+        dead_letter_ack.set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert consumer._new_offset(tp) == 2
+
+    asyncio.run(scenario())
+
+
 def test_a_rebalance_waits_for_the_batch_being_handled(tmp_path, monkeypatch):
     _, consumer = _consumer(tmp_path)
     committed: list[str] = []
