@@ -51,19 +51,38 @@ async def send_lines(
 ) -> Counter[str]:
     """Send every non-blank line to its topic, in order; return the count per topic."""
     counts: Counter[str] = Counter()
-    pending: list[asyncio.Future[Any]] = []
+    deliveries = Deliveries()
     for raw in lines:
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
         topic, key = route(line, settings)
-        pending.append(await producer.send(topic, value=line, key=key))
+        await deliveries.add(await producer.send(topic, value=line, key=key))
         counts[topic] += 1
-        if len(pending) >= _GATHER_EVERY:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
+    await deliveries.settle()
     return counts
+
+
+class Deliveries:
+    """The broker's answers to records sent: awaited in bulk, so a refusal raises, never vanishes.
+
+    aiokafka's flush() waits for its batches without raising what they failed with; only the
+    future each send returns carries a refusal.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def add(self, delivery: asyncio.Future[Any]) -> None:
+        """Hold one record's delivery; every few thousand, wait for those held."""
+        self._pending.append(delivery)
+        if len(self._pending) >= _GATHER_EVERY:
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Wait for every delivery held; raise the first refusal."""
+        pending, self._pending = self._pending, []
+        await asyncio.gather(*pending)
 
 
 def final_message(offsets: dict[str, int]) -> bytes:

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from streams.producer import new_producer, route
+from streams.producer import Deliveries, new_producer, route
 from streams.settings import Settings
 from streams.synthetic_feed import FeedShape, generate
 from streams.topics import ensure_topics
@@ -65,15 +65,16 @@ async def simulate(
     producer = new_producer(settings)
     await producer.start()
     counts: Counter[str] = Counter()
+    deliveries = Deliveries()
     try:
         lines = (line for _, line in generate(shape))
         for wait, line in paced(lines, rate, duration):
             if wait:
                 await asyncio.sleep(wait)
             topic, key = route(line, settings)
-            await producer.send(topic, value=line, key=key)
+            await deliveries.add(await producer.send(topic, value=line, key=key))
             counts[topic] += 1
-        await producer.flush()
+        await deliveries.settle()  # a record the broker refused fails the command
     finally:
         await producer.stop()
     return counts

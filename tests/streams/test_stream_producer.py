@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -66,3 +68,44 @@ def test_the_feed_is_long_enough_for_the_run(rate, patients, duration, at_least)
     assert days >= at_least or days == 365
     if duration is not None:
         assert days * patients * 5 >= rate * duration
+
+
+class _RefusingProducer:
+    """Refuses every fifth record, as a broker does after the client's retries; flush() hides it."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+        delivery = asyncio.get_running_loop().create_future()
+        if len(self.deliveries) % 5 == 4:
+            delivery.set_exception(RuntimeError("record refused"))
+        else:
+            delivery.set_result(None)
+        self.deliveries.append(delivery)
+        return delivery
+
+    async def flush(self) -> None:
+        await asyncio.wait(self.deliveries)  # aiokafka's flush: waits, never raises
+
+    async def stop(self) -> None:
+        await self.flush()
+
+
+def test_simulate_fails_when_the_broker_refuses_a_record(monkeypatch):
+    # Found by review: refused records were counted as sent and silently lost.
+    import streams.simulate as simulate_module
+
+    producer = _RefusingProducer()
+
+    async def no_topics(settings: Settings) -> list[str]:
+        return []
+
+    monkeypatch.setattr(simulate_module, "ensure_topics", no_topics)
+    monkeypatch.setattr(simulate_module, "new_producer", lambda settings: producer)
+    with pytest.raises(RuntimeError, match="record refused"):
+        asyncio.run(simulate_module.simulate(Settings(), rate=2000, patients=5, duration=0.2))
+    assert len(producer.deliveries) >= 5
