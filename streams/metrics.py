@@ -41,6 +41,7 @@ REASON_CLASSES = (
     "bad_unit",
     "implausible_value",
     "too_large",
+    "bad_control",
     "processing_error",
     "other",
 )

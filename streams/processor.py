@@ -356,8 +356,7 @@ class StreamProcessor:
             data = orjson.loads(msg.value or b"")
             control = data["control"]
         except (orjson.JSONDecodeError, TypeError, KeyError):
-            log.warning("ignoring an unreadable control message at offset %d", msg.offset)
-            return ("control", "invalid")
+            return self._bad_control(msg, "not a JSON object with a control field")
         behind = self._behind(msg.partition)
         if control == "tick":
             if self.idle_advance:
@@ -370,11 +369,17 @@ class StreamProcessor:
             if not isinstance(offsets, dict) or not all(
                 isinstance(v, int) for v in offsets.values()
             ):
-                log.warning("ignoring a final control message without offsets")
-                return ("control", "invalid")
+                return self._bad_control(msg, "final without integer offsets")
             clock.finish_after({t: o for t, o in offsets.items() if t in self.inputs})
             return ("control", "final")
-        log.warning("ignoring an unknown control message %r", str(control)[:32])
+        return self._bad_control(msg, "unknown control")
+
+    def _bad_control(self, msg: Consumed, detail: str) -> tuple[str, str]:
+        """Dead-letter a control message the worker cannot read (its text is never logged)."""
+        log.warning("dead-lettering a control message (%s) at offset %d", detail, msg.offset)
+        headers = _headers(msg, "bad_control", detail)
+        value = msg.value if msg.value is not None else b""
+        self._letters.append(_Letter(msg.partition, msg.key, value, "bad_control", headers))
         return ("control", "invalid")
 
     # -- partitions -----------------------------------------------------------------------

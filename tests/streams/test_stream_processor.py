@@ -279,13 +279,18 @@ def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch, bat
     assert rig.metric("kmg_events_total", kind="control", outcome="final") == 1
 
 
-def test_unreadable_control_messages_are_counted_not_dead_lettered(cfg):
+def test_unreadable_control_messages_are_dead_lettered_and_counted(cfg, caplog):
+    # Found by review: they were only counted, and an unknown control's text was logged.
+    values = [b"not json", b'{"control": "MRN-0042117"}', b'{"control": "final"}', b"[]"]
     rig = _rig(cfg, [], partitions=1, final=False)
-    for value in (b"not json", b'{"control": "reboot"}', b'{"control": "final"}', b"[]"):
+    for value in values:
         rig.broker.append(TICKS, 0, None, value)
     rig.consume(random.Random(0))
-    assert rig.outbox.dead == []
+    assert [value for _, _, value, _ in rig.outbox.dead] == values
+    assert {headers["reason"] for *_, headers in rig.outbox.dead} == {b"bad_control"}
     assert rig.metric("kmg_events_total", kind="control", outcome="invalid") == 4
+    assert rig.metric("kmg_dead_letters_total", reason_class="bad_control") == 4
+    assert "MRN" not in "".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
 
 
 def test_a_tick_never_reaches_the_alert_output_and_idle_time_fires_timers(cfg):
