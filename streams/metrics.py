@@ -42,6 +42,7 @@ REASON_CLASSES = (
     "implausible_value",
     "too_large",
     "bad_control",
+    "key_mismatch",
     "processing_error",
     "other",
 )

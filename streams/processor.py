@@ -342,6 +342,15 @@ class StreamProcessor:
             headers = _headers(msg, dead.reason, dead.detail)
             self._letters.append(_Letter(msg.partition, msg.key, dead.raw, dead.reason, headers))
             return ("unknown", "dead_letter")
+        patient_id: str = ev[0] if kind is Ignored else ev[1]  # type: ignore[assignment]
+        if msg.key != patient_id.encode():
+            # patient_id is the partition key of every topic (RULES.md 1): a message keyed
+            # otherwise may sit on another patient's partition, where a second state would grow.
+            detail = "the message key is not the patient_id of its body"
+            headers = _headers(msg, "key_mismatch", detail)
+            value = msg.value if msg.value is not None else b""
+            self._letters.append(_Letter(msg.partition, msg.key, value, "key_mismatch", headers))
+            return ("unknown", "dead_letter")
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
             label = _KIND_OF_IGNORED[ign.why]

@@ -279,6 +279,22 @@ def test_a_failing_timer_is_dropped_and_the_stream_goes_on(cfg, monkeypatch, bat
     assert rig.metric("kmg_events_total", kind="control", outcome="final") == 1
 
 
+@pytest.mark.parametrize(
+    "key", [None, b"P99", b"\xffP01"], ids=["null_key", "other_patient", "not_utf8"]
+)
+def test_a_message_keyed_other_than_its_patient_is_dead_lettered(cfg, key):
+    # Found by review: it was processed wherever it landed, and a second state of the patient
+    # could grow on another partition.
+    lines = _lines(SCENARIO_01)
+    rig = _rig(cfg, [], partitions=1, final=False)
+    rig.broker.append(LABS, 0, key, lines[0])
+    rig.consume(random.Random(0))
+    [(_, dead_key, value, headers)] = rig.outbox.dead
+    assert (dead_key, value, headers["reason"]) == (key, lines[0], b"key_mismatch")
+    assert rig.metric("kmg_dead_letters_total", reason_class="key_mismatch") == 1
+    assert rig.metric("kmg_events_total", kind="lab_result", outcome="accepted") in (None, 0)
+
+
 def test_unreadable_control_messages_are_dead_lettered_and_counted(cfg, caplog):
     # Found by review: they were only counted, and an unknown control's text was logged.
     values = [b"not json", b'{"control": "MRN-0042117"}', b'{"control": "final"}', b"[]"]
