@@ -24,6 +24,7 @@ from streams.metrics import StreamMetrics
 from streams.processor import TICK, Acknowledged, Consumed, PartitionScope, StreamProcessor
 from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
+from streams.topics import DEAD_LETTER_MAX_BYTES
 from streams.transport import SentinelApp
 
 log = logging.getLogger("kmg.app")
@@ -194,6 +195,9 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         producer_linger=settings.producer_linger_seconds,
         # Changelog records (one per changed patient) come in bursts: fewer, larger requests.
         producer_max_batch_size=settings.producer_batch_bytes,
+        # A dead letter carries its input whole: anything the broker took in (about 1 MB by
+        # default) must fit into one request, headers included.
+        producer_max_request_size=DEAD_LETTER_MAX_BYTES,
         producer_compression_type=(
             None
             if settings.producer_compression is Compression.NONE

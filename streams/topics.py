@@ -28,6 +28,9 @@ class TopicLayoutError(RuntimeError):
     """An existing topic cannot be used: it is not co-partitioned with the others."""
 
 
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Return every topic the worker reads or writes, all with the same partition count."""
     n = settings.partitions
@@ -36,7 +39,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_labs, n, {}),
         TopicSpec(settings.topic_meds, n, {}),
         TopicSpec(settings.topic_alerts, n, {}),
-        TopicSpec(settings.topic_dead_letter, n, {}),
+        # Room for any input the broker accepted, whole, with the dead letter's headers.
+        TopicSpec(settings.topic_dead_letter, n, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
         # Ticks matter only while fresh; a short retention keeps the topic small.
         TopicSpec(settings.topic_ticks, n, {"retention.ms": ticks_ms, "cleanup.policy": "delete"}),
     ]

@@ -71,11 +71,32 @@ class Deployment(LocalDeployment):
         alive: Callable[[], bool] = lambda: True,
     ) -> list[dict[str, Any]]:
         """Read the alerts topic from the start until done(alerts), then `settle` seconds more."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
         alerts: list[dict[str, Any]] = []
+
+        def take(records: list[Any]) -> bool:
+            alerts.extend(orjson.loads(r.value) for r in records if r.value)
+            return done(alerts)
+
+        await self.read_topic("alerts", take, timeout, settle, alive)
+        return alerts
+
+    async def read_topic(
+        self,
+        name: str,
+        take: Callable[[list[Any]], bool],
+        timeout: float,
+        settle: float = 0.0,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Hand `take` the records of topic <prefix><name> from the start until it says done."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await consumer.start()
         try:
-            topic = f"{self.prefix}alerts"
+            topic = f"{self.prefix}{name}"
             tps = [TopicPartition(topic, p) for p in range(self.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -84,9 +105,8 @@ class Deployment(LocalDeployment):
             settle_until: float | None = None
             while loop.time() < deadline:
                 batches = await consumer.getmany(timeout_ms=1000)
-                for records in batches.values():
-                    alerts.extend(orjson.loads(r.value) for r in records if r.value)
-                if settle_until is None and done(alerts):
+                finished = take([r for records in batches.values() for r in records])
+                if settle_until is None and finished:
                     settle_until = loop.time() + settle
                 if settle_until is not None and loop.time() >= settle_until:
                     break
@@ -94,7 +114,6 @@ class Deployment(LocalDeployment):
                     break
         finally:
             await consumer.stop()
-        return alerts
 
     async def delete_topics(self) -> None:
         """Remove every topic of this deployment (inputs, outputs, changelog, assignor)."""

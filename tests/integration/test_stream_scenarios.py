@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,37 @@ def test_a_clean_stop_and_restart_in_the_middle_changes_nothing(cfg, tmp_path: P
         assert "did not stop cleanly" not in again.log_path.read_text()
         assert count_rows(alerts) == count_rows(expected), again.log_tail()
         assert repeated_pairs(alerts) == 0
+    finally:
+        deployment.stop_workers()
+        asyncio.run(deployment.delete_topics())
+
+
+def test_a_message_near_the_brokers_size_limit_is_dead_lettered_whole(cfg, tmp_path: Path) -> None:
+    # Found by review: the worker's producer refused to dead-letter it (1,000,000-byte request
+    # limit), took the batch again forever and processed nothing more.
+    lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
+    big = lines[0][:-1] + b', "note": "' + b"x" * 1_010_000 + b'"}'
+    feed = tmp_path / "feed.ndjson"
+    feed.write_bytes(b"\n".join([big, *lines]) + b"\n")
+    expected = replay_alerts(cfg, lines)
+
+    deployment = Deployment(tmp_path)
+    deployment.produce(feed, final=True)
+    worker = deployment.start_worker("w1")
+    try:
+        alerts = asyncio.run(
+            deployment.read_alerts(lambda got: len(got) >= len(expected), 120, alive=worker.alive)
+        )
+        assert count_rows(alerts) == count_rows(expected), worker.log_tail()
+        dead: list[Any] = []
+
+        def take(records: list[Any]) -> bool:
+            dead.extend(records)
+            return bool(dead)
+
+        asyncio.run(deployment.read_topic("dead-letter", take, 60, settle=2))
+        assert [(r.value, dict(r.headers)["reason"]) for r in dead] == [(big, b"too_large")]
+        assert worker.stop() == 0, worker.log_tail()
     finally:
         deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
