@@ -262,11 +262,11 @@ class StreamProcessor:
                 if not await self._set_aside(msg, exc, attempt):
                     counted = ("unknown", "processing_error")
                     break
-        if counted is not None:
-            self._count(*counted)
-        sent = await self._emit()
+        sent = await self._emit()  # if it fails, the message is taken again: counted then
         if sent is not None:
             await sent  # one message at a time: its outputs before its state
+        if counted is not None:
+            self._count(*counted)
         await self.store.flush()
         self._after([msg], wall, time.perf_counter() - started)
 

@@ -30,6 +30,7 @@ from tests.streams.test_stream_fakes import (
     TICKS,
     Broker,
     LoggedTable,
+    Outbox,
     Rig,
     rows,
 )
@@ -361,3 +362,29 @@ def test_a_batch_ends_by_letting_its_caught_up_partitions_time_run_on(idle_advan
     asyncio.run(rig.processor.handle_batch(msgs, rig.table.scope))
     expected = [("MG_NOT_CHECKED", "firing")] if idle_advance else []
     assert [(a["rule"], a["status"]) for a in rig.outbox.alerts] == expected
+
+
+def test_a_message_whose_outputs_failed_is_counted_once_when_taken_again(cfg):
+    # The per-message path counted before sending: the message was counted again when retried.
+    class FlakyOutbox(Outbox):
+        failures = 1
+
+        async def dead_letter(self, *args: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError("no metadata for the dead-letter topic")
+            return await super().dead_letter(*args)
+
+    invalid = b'{"kind": "lab_result", "event_id": "x-1", "patient_id": "P01"}'
+    rig = _rig(cfg, [invalid], partitions=1, final=False, outbox=FlakyOutbox())
+    msg = InputMessage(LABS, 0, 0, b"P01", invalid)
+
+    async def take_twice() -> None:
+        with pytest.raises(TimeoutError):
+            await rig.processor.handle(msg)
+        rig.processor.on_rebalance()  # what the agent does before taking it again
+        await rig.processor.handle(msg)
+
+    asyncio.run(take_twice())
+    assert [value for _, _, value, _ in rig.outbox.dead] == [invalid]
+    assert rig.metric("kmg_events_total", kind="unknown", outcome="dead_letter") == 1
