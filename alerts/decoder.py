@@ -23,8 +23,8 @@ from alerts.events import (
     Medication,
     Micros,
 )
-from alerts.rule_config import RuleConfig
-from alerts.timestamps import TimestampError, parse_timestamp
+from alerts.rule_config import RuleConfig, Windows
+from alerts.timestamps import LAST_INSTANT, TimestampError, parse_timestamp
 from alerts.units import FACTORS
 from alerts.wire import LabResultIn, MedicationIn, model_for
 
@@ -154,6 +154,9 @@ class Decoder:
         self._lab_codes = self.codes.lab
         # (code, name) -> classes: name matching and the union are done once per distinct pair.
         self._med_classes: dict[tuple[str | None, str | None], frozenset[MedClass]] = {}
+        # Timers fall at most this far after the event that sets them; every instant they
+        # print must be a date (years 1..9999).
+        self._latest = LAST_INSTANT - Windows(cfg).reach
 
     def decode(self, raw: bytes) -> Decoded:
         """Decode one message; never raises on any input."""
@@ -204,9 +207,10 @@ class Decoder:
 
     def _decode_standard(self, raw: bytes, exc: orjson.JSONDecodeError) -> Decoded:
         # orjson refuses numbers beyond a double (1e400) and NaN/Infinity literals; the
-        # standard parser reads them, so such a message is non-finite, not broken JSON.
+        # standard parser reads them, so such a message is non-finite, not broken JSON. Given
+        # bytes it would also guess UTF-16 or UTF-32: canonical JSON is UTF-8 (a BOM allowed).
         try:
-            obj = json.loads(raw, parse_constant=_no_constants)
+            obj = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants)
         except (ValueError, RecursionError):
             return DeadLetter("bad_json", str(exc), raw)
         # It also reads escaped lone surrogates, which no output can encode: a text field
@@ -280,6 +284,8 @@ class Decoder:
                 return DeadLetter("implausible_value", detail, raw)
         if resulted < collected:
             return DeadLetter("resulted_before_collected", "resulted_at < collected_at", raw)
+        if resulted > self._latest:
+            return DeadLetter("bad_timestamp", "resulted_at: too late for the rules' timers", raw)
         patient_id, event_id = obj["patient_id"], obj["event_id"]
         if status is _PRELIMINARY:
             return _new(Ignored, (patient_id, event_id, _PRELIMINARY_RESULT))
@@ -315,6 +321,8 @@ class Decoder:
             return DeadLetter("missing_code_and_name", "code and name are both null", raw)
         if type(dose) is float and not math.isfinite(dose):
             return DeadLetter("non_finite_value", f"dose {dose}", raw)
+        if at > self._latest:
+            return DeadLetter("bad_timestamp", "at: too late for the rules' timers", raw)
         key = (code, name)
         classes = self._med_classes.get(key)
         if classes is None:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alerts.events import MICROS_PER_HOUR, MICROS_PER_MINUTE, MedClass
 
@@ -21,14 +29,26 @@ class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message names both."""
 
 
-def _nonempty_strings(values: list[str]) -> list[str]:
-    return [v for v in values if v.strip()]
+# Ten years: beyond any clinical window, and far enough inside the calendar that every timer
+# of an event in years 1..9999 less its windows is a date.
+_LONGEST_HOURS = 87_660
+_LONGEST_MINUTES = _LONGEST_HOURS * 60
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        # A blank keyword would match every drug name (keywords are substrings).
+        raise ValueError("a code or keyword must not be blank")
+    return text
+
+
+Entry = Annotated[str, AfterValidator(_not_blank)]
 
 
 class RuleConfig(BaseModel):
     """Every parameter of RULES.md sections 3-5 and 7; times in the units of their names."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     k_low: float = Field(3.5, gt=0)
     k_moderate: float = Field(3.0, gt=0)
@@ -36,27 +56,34 @@ class RuleConfig(BaseModel):
     mg_low: float = Field(1.7, gt=0)
     mg_severe: float = Field(1.2, gt=0)
 
-    hold_minutes: float = Field(30, ge=0)
-    mg_lookback_hours: float = Field(24, ge=0)
-    k_recent_hours: float = Field(24, ge=0)
-    refractory_window_hours: float = Field(24, ge=0)
+    hold_minutes: float = Field(30, ge=0, le=_LONGEST_MINUTES)
+    mg_lookback_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
+    k_recent_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
+    refractory_window_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
     refractory_min_episodes: int = Field(3, ge=1)
-    diuretic_lookback_hours: float = Field(168, ge=0)
-    alert_ttl_hours: float = Field(48, gt=0)
-    episode_gap_hours: float = Field(12, ge=0)
-    history_hours: float = Field(168, gt=0)
+    diuretic_lookback_hours: float = Field(168, ge=0, le=_LONGEST_HOURS)
+    alert_ttl_hours: float = Field(48, gt=0, le=_LONGEST_HOURS)
+    episode_gap_hours: float = Field(12, ge=0, le=_LONGEST_HOURS)
+    history_hours: float = Field(168, gt=0, le=_LONGEST_HOURS)
 
-    allowed_lateness_minutes: float = Field(10, ge=0)
+    allowed_lateness_minutes: float = Field(10, ge=0, le=_LONGEST_MINUTES)
     idle_advance: bool = False
 
     k_plausible: tuple[float, float] = (0.5, 15.0)
     mg_plausible: tuple[float, float] = (0.1, 20.0)
 
-    k_codes: tuple[str, ...] = ()
-    mg_codes: tuple[str, ...] = ()
-    k_sparing_keywords: tuple[str, ...] = ()
-    med_codes: dict[MedClass, tuple[str, ...]] = Field(default_factory=dict)
-    med_keywords: dict[MedClass, tuple[str, ...]] = Field(default_factory=dict)
+    k_codes: tuple[Entry, ...] = ()
+    mg_codes: tuple[Entry, ...] = ()
+    k_sparing_keywords: tuple[Entry, ...] = ()
+    med_codes: dict[MedClass, tuple[Entry, ...]] = Field(default_factory=dict)
+    med_keywords: dict[MedClass, tuple[Entry, ...]] = Field(default_factory=dict)
+
+    @field_validator("k_codes", "mg_codes")
+    @classmethod
+    def _some_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        if not codes:
+            raise ValueError("no code given: no result of the analyte would be recognised")
+        return codes
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleConfig:
@@ -152,3 +179,8 @@ class Windows:
         self.episode_gap = round(cfg.episode_gap_hours * MICROS_PER_HOUR)
         self.history = round(cfg.history_hours * MICROS_PER_HOUR)
         self.allowed_lateness = round(cfg.allowed_lateness_minutes * MICROS_PER_MINUTE)
+
+    @property
+    def reach(self) -> int:
+        """Return a bound on how far after an event any timer it sets can fall: every window."""
+        return sum(getattr(self, name) for name in self.__slots__)

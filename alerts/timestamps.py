@@ -61,8 +61,8 @@ def _day_micros(text: str) -> int:
     return value
 
 
-_FIRST_INSTANT = _days_from_civil(1, 1, 1) * _DAY_MICROS
-_LAST_INSTANT = (_days_from_civil(9999, 12, 31) + 1) * _DAY_MICROS - 1
+FIRST_INSTANT = _days_from_civil(1, 1, 1) * _DAY_MICROS
+LAST_INSTANT = (_days_from_civil(9999, 12, 31) + 1) * _DAY_MICROS - 1
 _SECONDS = {f"{n:02d}": n * 1_000_000 for n in range(60)}
 _minute_cache: dict[str, int] = {}
 _CACHE_LIMIT = 200_000
@@ -118,7 +118,7 @@ def _parse(text: str) -> Micros:
         shift = (oh * 60 + om) * 60_000_000
         micros += -shift if off[0] == "+" else shift
         # An offset can carry year 1 or 9999 out of the representable range of UTC instants.
-        if not _FIRST_INSTANT <= micros <= _LAST_INSTANT:
+        if not FIRST_INSTANT <= micros <= LAST_INSTANT:
             raise TimestampError("bad_timestamp")
     return micros
 

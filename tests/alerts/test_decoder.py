@@ -52,6 +52,10 @@ CASES = [
     case("bad_json_not_utf8", b"\xff\xfe{}", "bad_json"),
     case("bad_json_empty", b"", "bad_json"),
     case("bad_json_nan_token", b'{"kind": "lab_result", "value": NaN}', "bad_json"),
+    # Found by review: the standard parser guessed UTF-16 and accepted the event.
+    case("bad_json_utf16", json.dumps(good_k()).encode("utf-16-le"), "bad_json"),
+    case("bad_json_utf16_bom", json.dumps(good_k()).encode("utf-16"), "bad_json"),
+    case("bad_json_utf32", json.dumps(good_k()).encode("utf-32"), "bad_json"),
     case("not_an_object_list", b"[1, 2]", "not_an_object"),
     case("not_an_object_number", b"3", "not_an_object"),
     case("not_an_object_string", b'"lab_result"', "not_an_object"),
@@ -347,3 +351,29 @@ def test_a_valid_medication_decodes():
     assert result.classes == frozenset({MedClass.POTASSIUM_REPLETION})
     assert result.available == micros(t("08:00"))
     assert result.action is MedAction.ADMINISTERED
+
+
+def test_a_utf8_byte_order_mark_is_allowed():
+    assert isinstance(decode(b"\xef\xbb\xbf" + orjson.dumps(good_k())), LabResult)
+
+
+LAST_DAY = "9999-12-31T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        good_k(collected_at="9999-12-31T11:00:00Z", resulted_at=LAST_DAY),
+        good_med(at=LAST_DAY),
+        good_med(at="9999-12-20T00:00:00Z"),  # the default windows add up to 19.5 days
+    ],
+)
+def test_an_instant_too_late_for_the_timers_it_sets_is_a_bad_timestamp(message):
+    # Found by review: a timer past 9999-12-31 could not be printed, and the replay failed.
+    result = decode(_message(message))
+    assert isinstance(result, DeadLetter) and result.reason == "bad_timestamp", result
+
+
+def test_an_instant_far_enough_inside_the_calendar_decodes():
+    assert isinstance(decode(_message(good_med(at="9999-11-01T00:00:00Z"))), Medication)
+    assert isinstance(decode(_message(good_k(collected_at="0001-01-01T00:00:00Z"))), LabResult)
