@@ -20,6 +20,7 @@ from operator import itemgetter
 from alerts.alert import Alert
 from alerts.engine import Engine
 from alerts.events import REMOVAL_STATUSES, LabResult, MedClass, Medication, Micros
+from alerts.release_order import sort_for_release
 from alerts.scheduler import AlertSink
 from alerts.state import PatientState, Timer
 
@@ -70,7 +71,7 @@ def release_by_patient(
                 patient_events.clear()
                 continue
             state = PatientState(pid)
-        patient_events.sort()
+        sort_for_release(patient_events)
         _release_patient(engine, state, patient_events, placed)
         patient_events.clear()
         states[pid] = state

@@ -5,13 +5,17 @@ from __future__ import annotations
 import bisect
 import marshal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 from alerts.events import Analyte, LabResult, LabStatus, MedAction, MedClass, Medication
+from alerts.release_order import release_key, sort_for_release
 
 _BATCH = 4096
+# Runs merged at once: a spilled run holds a file open until merged, and a process may have
+# only so many (often 1,024). Every _FAN_IN runs of one level become one run of the next.
+_FAN_IN = 16
 _HEADER = 8  # bytes of a batch's length prefix
 # Enum members travel as their plain values (marshal takes only built-in types); a dict lookup
 # is much cheaper than the `.value` property in the per-event path.
@@ -105,11 +109,14 @@ def _merged_blocks(
         if batch:
             heads.append((batch, 0, source))
     while heads:
-        bound = min(batch[-1] for batch, _, _ in heads)
+        bound = min((batch[-1] for batch, _, _ in heads), key=release_key)
         block: list[LabResult | Medication] = []
         kept: list[tuple[list[LabResult | Medication], int, Iterator[Any]]] = []
         for batch, start, source in heads:
-            cut = bisect.bisect_right(batch, bound, start)
+            try:
+                cut = bisect.bisect_right(batch, bound, start)
+            except TypeError:  # copies of one event share its release key (release_order)
+                cut = bisect.bisect_right(batch, release_key(bound), start, key=release_key)
             block += batch[start:cut]
             if cut < len(batch):
                 kept.append((batch, cut, source))
@@ -118,7 +125,7 @@ def _merged_blocks(
             if batch:
                 kept.append((batch, 0, source))
         heads = kept
-        block.sort()
+        sort_for_release(block)
         yield block
 
 
@@ -130,11 +137,13 @@ class ExternalSorter:
         self.spill_dir = spill_dir
         self._chunk: list[LabResult | Medication] = []
         self._runs: list[IO[bytes]] = []
+        self._levels: list[int] = []  # of each run: merged from _FAN_IN ** level chunks
+        self._spilled = 0
 
     @property
     def runs(self) -> int:
         """Return the number of runs spilled to disk so far."""
-        return len(self._runs)
+        return self._spilled
 
     def add(self, ev: LabResult | Medication) -> None:
         """Add one event; spill a sorted run when the chunk is full."""
@@ -143,15 +152,32 @@ class ExternalSorter:
             self._spill()
 
     def _spill(self) -> None:
-        self._chunk.sort()
-        fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
-        chunk = self._chunk
-        for i in range(0, len(chunk), _BATCH):
-            blob = marshal.dumps([_plain(ev) for ev in chunk[i : i + _BATCH]])
-            fh.write(len(blob).to_bytes(_HEADER, "little"))
-            fh.write(blob)
-        self._runs.append(fh)
+        sort_for_release(self._chunk)
+        self._runs.append(self._written([self._chunk]))
+        self._levels.append(0)
+        self._spilled += 1
         self._chunk = []
+        # Levels only fall along the list, so the runs of the newest level are the last ones.
+        while len(self._levels) >= _FAN_IN and self._levels[-_FAN_IN] == self._levels[-1]:
+            merged = self._runs[-_FAN_IN:]
+            try:
+                run = self._written(_merged_blocks([_run_batches(fh) for fh in merged]))
+            finally:
+                for fh in merged:
+                    fh.close()
+            del self._runs[-_FAN_IN:]
+            self._runs.append(run)
+            self._levels[-_FAN_IN:] = [self._levels[-1] + 1]
+
+    def _written(self, blocks: Iterable[list[LabResult | Medication]]) -> IO[bytes]:
+        """Write sorted blocks to a new run file, in batches; return it, open."""
+        fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
+        for block in blocks:
+            for i in range(0, len(block), _BATCH):
+                blob = marshal.dumps([_plain(ev) for ev in block[i : i + _BATCH]])
+                fh.write(len(blob).to_bytes(_HEADER, "little"))
+                fh.write(blob)
+        return fh
 
     def take(self) -> list[LabResult | Medication]:
         """Hand over every event, unsorted, when none was spilled; the sorter is empty after."""
@@ -167,7 +193,7 @@ class ExternalSorter:
 
     def blocks(self) -> Iterator[list[LabResult | Medication]]:
         """Yield every event once, in release order, as consecutive sorted lists."""
-        self._chunk.sort()
+        sort_for_release(self._chunk)
         chunk, self._chunk = self._chunk, []
         if not self._runs:
             # Handed out in batches from the end of the reversed chunk, so each batch's events
@@ -186,4 +212,4 @@ class ExternalSorter:
         finally:
             for fh in self._runs:
                 fh.close()
-            self._runs = []
+            self._runs, self._levels = [], []

@@ -150,3 +150,22 @@ def test_runs_of_many_batches_merge_into_sorted_consecutive_blocks(events, chunk
         blocks = list(sorter.blocks())
     assert all(blocks)  # no empty block
     assert [ev for block in blocks for ev in block] == sorted(events, key=release_key)
+
+
+@PROFILE
+@given(events=unique_events(max_size=120), fan_in=st.integers(2, 4), batch=st.integers(1, 5))
+def test_runs_are_merged_as_they_spill_and_few_stay_open(events, fan_in, batch):
+    # Found by review: every run held a file open until the end (one per 600,000 events).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(external_sort, "_FAN_IN", fan_in)
+        patch.setattr(external_sort, "_BATCH", batch)
+        sorter = ExternalSorter(1)
+        most_open = 0
+        for ev in events:
+            sorter.add(ev)
+            most_open = max(most_open, len(sorter._runs))
+        merged = list(sorter)
+    assert merged == sorted(events, key=release_key)
+    assert sorter.runs == len(events)  # chunks spilled, whatever was merged since
+    levels = max(1, len(events)).bit_length()  # at least the levels of fan_in 2
+    assert most_open <= (fan_in - 1) * levels + 1
