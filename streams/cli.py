@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import stat
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 
 from alerts.rule_config import ConfigError, RuleConfig
 from streams.progress import ProgressBar
-from streams.replay import NdjsonWriter, Replay
+from streams.replay import NdjsonWriter, OutputFailed, Replay
 from streams.rule_files import DEFAULT_RULES, load_rule_config
 
 if TYPE_CHECKING:
@@ -39,15 +40,43 @@ def _open_inputs(stack: ExitStack, names: list[str]) -> list[tuple[str, IO[bytes
     return opened
 
 
-def _open_output(stack: ExitStack, name: str | None, default: IO[bytes] | None) -> IO[bytes] | None:
+def _stdout() -> IO[bytes]:
+    if sys.stdout is None:
+        raise UsageError("stdout is closed: name an output file with --out")
+    return sys.stdout.buffer
+
+
+def _open_output(stack: ExitStack, name: str | None) -> IO[bytes] | None:
     if name is None:
-        return default
+        return None
     if name == "-":
-        return sys.stdout.buffer
+        return _stdout()
     try:
         return stack.enter_context(open(name, "wb"))  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot write {name}: {exc.strerror}") from None
+
+
+def _refuse_overlaps(inputs: list[IO[bytes]], outputs: dict[str, str | None]) -> None:
+    """Refuse, before any file is emptied, an output that is an input or another output."""
+    taken: dict[object, str] = {}
+    for fh in inputs:
+        st = os.fstat(fh.fileno())
+        taken[st.st_dev, st.st_ino] = "an input"
+    for option, name in outputs.items():
+        if name is None or name == "-":
+            continue
+        try:
+            st = os.stat(name)
+        except OSError:
+            where: object = os.path.realpath(name)  # a new file: created by its own open
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                continue  # /dev/null, a pipe: shared harmlessly
+            where = (st.st_dev, st.st_ino)
+        if where in taken:
+            raise UsageError(f"{option} {name} is also {taken[where]}")
+        taken[where] = option
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -71,24 +100,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace, cfg: RuleConfig) -> Replay:
     """Replay the inputs into the outputs; return the finished replay, outputs closed."""
+    try:
+        return _replay_files(args, cfg)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # closing an output writes its last bytes; a spill file may fail
+        if isinstance(exc.__context__, OutputFailed):
+            raise exc.__context__ from None
+        raise OutputFailed(f"cannot write: {exc.strerror or exc}") from None
+
+
+def _replay_files(args: argparse.Namespace, cfg: RuleConfig) -> Replay:
     with ExitStack() as stack:
         inputs = _open_inputs(stack, args.files)
-        alerts_fh = _open_output(stack, args.out, sys.stdout.buffer)
-        dlq_fh = _open_output(stack, args.dead_letter, None)
-        replay = Replay(cfg, NdjsonWriter(alerts_fh), NdjsonWriter(dlq_fh))
+        outputs = {"--out": args.out, "--dead-letter": args.dead_letter,
+                   "--summary-json": args.summary_json}  # fmt: skip
+        _refuse_overlaps([fh for _, fh, _ in inputs], outputs)
+        alerts_fh = _open_output(stack, args.out) or _stdout()
+        dlq_fh = _open_output(stack, args.dead_letter)
+        summary_fh = _open_output(stack, args.summary_json)  # refused now, not after the run
+        replay = Replay(
+            cfg, NdjsonWriter(alerts_fh, args.out), NdjsonWriter(dlq_fh, args.dead_letter)
+        )
         sizes = [size for _, _, size in inputs]
         total = None if None in sizes else sum(s or 0 for s in sizes)
         bar = ProgressBar(total, "replay: reading")
         for name, fh, _ in inputs:
-            replay.read(name, fh, bar.advance)
+            try:
+                replay.read(name, fh, bar.advance)
+            except OutputFailed:
+                raise
+            except OSError as exc:  # opened, then unreadable (a device, a network file)
+                raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
         bar.close(f"{sum(replay.summary.events_by_kind.values())} lines")
         summary = replay.run()
-        if args.summary_json:
+        if summary_fh is not None:
             import orjson
 
-            Path(args.summary_json).write_bytes(
-                orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
-            )
+            summary_fh.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     return replay
 
 
@@ -99,8 +148,9 @@ def _end_process(status: int) -> NoReturn:
     exit (about half a second for the benchmark feed); the operating system reclaims them at
     once.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
     os._exit(status)
 
 
@@ -247,6 +297,9 @@ def main(argv: list[str] | None = None, *, end_process: bool = False) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"kmg: {exc}", file=sys.stderr)
         return 2
+    except OutputFailed as exc:
+        print(f"kmg: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

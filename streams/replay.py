@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,11 +100,16 @@ def dead_letter_record(dead: DeadLetter, source: dict[str, Any]) -> dict[str, An
     return record
 
 
+class OutputFailed(Exception):
+    """An output could not be written (a full disk, a device error); the message names it."""
+
+
 class NdjsonWriter:
     """Buffered NDJSON output of JSON-ready objects."""
 
-    def __init__(self, stream: IO[bytes] | None) -> None:
+    def __init__(self, stream: IO[bytes] | None, name: str | None = None) -> None:
         self.stream = stream
+        self.name = name or "stdout"
         self._parts: list[bytes] = []
         self._size = 0
 
@@ -118,8 +124,13 @@ class NdjsonWriter:
 
     def flush(self) -> None:
         if self.stream is not None and self._parts:
-            self.stream.write(b"".join(self._parts))
-            self.stream.flush()
+            try:
+                self.stream.write(b"".join(self._parts))
+                self.stream.flush()
+            except BrokenPipeError:
+                raise  # the reader went away: the command ends quietly
+            except OSError as exc:
+                raise OutputFailed(f"cannot write {self.name}: {exc.strerror or exc}") from None
         self._parts, self._size = [], 0
 
 
@@ -156,6 +167,8 @@ class Replay:
     def read(self, name: str, lines: Iterable[bytes], progress: Callable[[int], None]) -> None:
         """Decode, validate and de-duplicate one source in arrival order."""
         decode, add, seen = self.decoder.decode, self.sorter.add, self.seen
+        # A file name is bytes to the system: one that is not UTF-8 is still shown, readably.
+        source = os.fsencode(name).decode("utf-8", "replace")
         horizon = self.seen_horizon
         summary = self.summary
         ignored = summary.ignored
@@ -205,10 +218,12 @@ class Replay:
                 else:
                     # Decoded again without its line end: the dead letter holds the line itself
                     # and names its defect as the line alone reads.
-                    ev = decode(raw.rstrip(b"\r\n"))
+                    line = raw.rstrip(b"\r\n")
+                    again = decode(line)
+                    ev = again if type(again) is DeadLetter else ev._replace(raw=line)
                     invalid += 1
                     summary.invalid[ev.reason] += 1
-                    where = {"source": name, "line": number}
+                    where = {"source": source, "line": number}
                     self.dead_letters_out.write(dead_letter_record(ev, where))
         finally:
             if collecting:

@@ -254,6 +254,14 @@ def test_missing_input_file_exits_2(tmp_path):
         ("mg_plausible = [5, 1]\n", ("mg_plausible",)),
         ("no_such_key = 1\n", ("no_such_key",)),
         ("hold_minutes = \n", ("not valid TOML",)),
+        # Found by review: these passed, then crashed a replay or changed every alert.
+        ("history_hours = inf\n", ("history_hours", "Infinity")),
+        ("k_low = nan\n", ("k_low", "NaN")),
+        ("hold_minutes = 6e11\n", ("hold_minutes", "600000000000")),
+        ("k_plausible = [0.5, inf]\n", ("k_plausible", "Infinity")),
+        ("[med_keywords]\npotassium_repletion = ['kcl', ' ']\n", ("potassium_repletion", '" "')),
+        ("k_codes = ['2823-3', '']\n", ("k_codes", '""')),
+        ("mg_codes = []\n", ("mg_codes", "[]")),
     ],
     ids=[
         "negative_hold",
@@ -262,6 +270,13 @@ def test_missing_input_file_exits_2(tmp_path):
         "range_reversed",
         "unknown_key",
         "bad_toml",
+        "infinite_window",
+        "nan_threshold",
+        "window_beyond_ten_years",
+        "infinite_range",
+        "blank_keyword",
+        "blank_code",
+        "no_mg_code",
     ],
 )
 def test_bad_config_exits_2_naming_key_and_value(body, names, basic_file, tmp_path):
@@ -271,6 +286,13 @@ def test_bad_config_exits_2_naming_key_and_value(body, names, basic_file, tmp_pa
         text = _one_line_error(kmg(*args))
         for name in names:
             assert name in text, text
+
+
+def test_a_config_file_that_is_not_utf8_exits_2(basic_file, tmp_path):
+    config = tmp_path / "latin1.toml"
+    config.write_bytes("# Réanimation\nhold_minutes = 30\n".encode("latin-1"))
+    for args in (("replay", basic_file, "--config", config), ("check-config", config)):
+        assert "not UTF-8" in _one_line_error(kmg(*args))
 
 
 def test_missing_config_file_exits_2(basic_file, tmp_path):
@@ -361,3 +383,89 @@ def test_line_ends_count_neither_towards_the_size_limit_nor_in_dead_letters(line
     ]
     assert [r["detail"] for r in records] == [decode(over).detail, decode(broken).detail]
     assert run.summary.events_by_kind["medication"] == 1  # the line at the limit was read
+
+
+# Found by review: each of these emptied a file, lost the alerts or ended in a traceback.
+
+
+def test_an_output_that_is_an_input_is_refused_before_it_is_emptied(basic_file):
+    before = basic_file.read_bytes()
+    assert "is also an input" in _one_line_error(kmg("replay", basic_file, "--out", basic_file))
+    assert basic_file.read_bytes() == before
+
+
+def test_two_outputs_in_one_file_are_refused(basic_file, tmp_path):
+    same = tmp_path / "both.ndjson"
+    text = _one_line_error(kmg("replay", basic_file, "--out", same, "--dead-letter", same))
+    assert "--dead-letter" in text and "--out" in text
+    assert not same.exists()
+
+
+def test_outputs_may_share_a_device(basic_file):
+    done = kmg("replay", basic_file, "--out", os.devnull, "--dead-letter", os.devnull)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_unwritable_summary_is_refused_before_the_replay(basic_file, tmp_path):
+    text = _one_line_error(kmg("replay", basic_file, "--summary-json", tmp_path))
+    assert "--summary-json" not in text and str(tmp_path) in text  # names the path itself
+
+
+def test_a_closed_stdout_is_no_matter_when_out_is_given(basic_file, tmp_path):
+    out = tmp_path / "alerts.ndjson"
+    done = subprocess.run(
+        [*KMG, "replay", str(basic_file), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, timeout=120,
+        close_fds=True, pass_fds=(), preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [project(a) for a in ndjson(out.read_bytes())] == EXPECTED_BASIC
+
+
+def test_alerts_to_a_closed_stdout_are_a_usage_error(basic_file):
+    done = subprocess.run(
+        [*KMG, "replay", str(basic_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.decode().startswith("kmg: stdout is closed")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("option", ["--out", "--dead-letter"])
+def test_a_full_output_is_one_line_and_status_1(option, scenario_17):
+    done = kmg("replay", scenario_17, option, "/dev/full")
+    assert done.returncode == 1
+    assert (
+        done.stderr.decode().splitlines()[-1]
+        == "kmg: cannot write /dev/full: No space left on device"
+    )
+    assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs /proc/self/mem")
+def test_a_file_that_opens_but_cannot_be_read_exits_2():
+    assert "cannot read /proc/self/mem" in _one_line_error(kmg("replay", "/proc/self/mem"))
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_in_dead_letters(basic_file, tmp_path):
+    name = os.fsdecode(bytes(tmp_path) + b"/feed\xff.ndjson")
+    Path(name).write_bytes(b"garbage\n" + basic_file.read_bytes())
+    dlq = tmp_path / "dlq.ndjson"
+    done = kmg("replay", name, "--dead-letter", dlq)
+    assert done.returncode == 0, done.stderr
+    assert [project(a) for a in ndjson(done.stdout)] == EXPECTED_BASIC
+    [letter] = [d for d in ndjson(dlq.read_bytes()) if d["raw"] == "garbage"]
+    assert letter["source"].endswith("/feed\ufffd.ndjson")
+
+
+def test_a_line_in_utf16_is_dead_lettered_with_or_without_its_line_end(basic_file, tmp_path):
+    line = basic_file.read_bytes().splitlines()[0].decode()
+    feed = tmp_path / "utf16.ndjson"
+    feed.write_bytes(line.encode("utf-16-le") + b"\n" + line.encode("utf-16-le"))
+    dlq = tmp_path / "dlq.ndjson"
+    done = kmg("replay", feed, "--dead-letter", dlq)
+    assert done.returncode == 0, done.stderr
+    assert [d["reason"] for d in ndjson(dlq.read_bytes())] == ["bad_json", "bad_json"]
+    assert done.stdout == b""
