@@ -207,6 +207,12 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         broker_max_poll_records=settings.batch_max_messages,
         table_standby_replicas=0,
         web_enabled=True,
+        # The web port serves /metrics and Faust's health page only: its table and router
+        # pages would hand any caller a patient's whole record.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

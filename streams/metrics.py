@@ -138,13 +138,14 @@ class StreamMetrics:
         )
         self.processing_seconds = BatchHistogram(
             "kmg_event_processing_seconds",
-            "Time to process one message, alerts acknowledged and state written",
+            "Time to process one message through the rules, until its alerts, dead letters and "
+            "state are handed to the producer (the broker's acknowledgement comes after)",
             _LATENCY_BUCKETS,
             registry,
         )
         self._lag = Gauge(
             "kmg_watermark_lag_seconds",
-            "Wall clock minus the partition's watermark",
+            "Wall clock minus the partition's watermark (NaN before its first event)",
             ["partition"],
             registry=registry,
         )
@@ -189,3 +190,10 @@ class StreamMetrics:
         lag.set(lag_seconds)
         buf.set(buffered)
         tim.set(timers)
+
+    def keep_partitions(self, partitions: set[int]) -> None:
+        """Drop the gauges of partitions this worker no longer holds (another one reports them)."""
+        for partition in set(self._partition_children) - partitions:
+            del self._partition_children[partition]
+            for gauge in (self._lag, self._buffered, self._timers):
+                gauge.remove(str(partition))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +29,7 @@ from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
 from alerts.engine import Engine
 from alerts.events import LabResult, Medication, Micros
 from alerts.rule_config import RuleConfig, Windows
-from alerts.scheduler import FOREVER, AlertSink
+from alerts.scheduler import FOREVER, NEVER, AlertSink
 from alerts.state import PatientState, Timer
 from streams.metrics import StreamMetrics
 from streams.state_store import PatientStore
@@ -293,7 +294,10 @@ class StreamProcessor:
         clock = self.clocks.get(partition)
         if clock is not None:
             w = clock.watermark
-            lag = 0.0 if w >= FOREVER else max(0.0, wall - w / 1e6)
+            if w <= NEVER:
+                lag = math.nan  # no event yet: no watermark to lag behind
+            else:
+                lag = 0.0 if w >= FOREVER else max(0.0, wall - w / 1e6)
             self.metrics.partition(partition, lag, clock.buffered(), clock.pending_timers())
 
     def _process(self, msg: Consumed, wall: float) -> tuple[str, str]:
@@ -399,7 +403,9 @@ class StreamProcessor:
             self.clocks.clear()
             self._clock_written.clear()
             self.store.forget_cache()
-            self._rebuild(self.backlog.assigned() | {partition})
+            held = self.backlog.assigned() | {partition}
+            self._rebuild(held)
+            self.metrics.keep_partitions(held)
         clock = self.clocks.get(partition)
         if clock is None:
             self._rebuild({partition})

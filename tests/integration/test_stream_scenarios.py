@@ -7,6 +7,8 @@ by availability so that no event is late across scenarios, then produced with `-
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,15 @@ from tests.integration.stream_harness import (
 from tests.scenario_support import load_scenarios
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+
+def _web(port: int, path: str) -> tuple[int, str]:
+    """GET a page of the worker's web port; return its status and text."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def test_every_scenario_gives_replays_alerts_on_the_alerts_topic(cfg, tmp_path: Path) -> None:
@@ -52,6 +63,12 @@ def test_every_scenario_gives_replays_alerts_on_the_alerts_topic(cfg, tmp_path: 
         assert worker.alive(), worker.log_tail()
         assert count_rows(alerts) == want, worker.log_tail()
         assert repeated_pairs(alerts) == 0
+        assert _web(worker.web_port, "/metrics")[0] == 200
+        assert "kmg_alerts_total" in _web(worker.web_port, "/metrics")[1]
+        # Found by review: Faust's table and router pages served a patient's whole record.
+        for path in ("/table/", "/table/patients/P01/", "/router/", "/router/patients/P01/"):
+            status, body = _web(worker.web_port, path)
+            assert status == 404 and "P01" not in body, (path, status)
         assert worker.stop() == 0, worker.log_tail()
         assert "Traceback" not in worker.log_path.read_text()
     finally:

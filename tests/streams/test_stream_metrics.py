@@ -80,3 +80,17 @@ def test_the_batch_histogram_exposes_what_one_observation_at_a_time_would(observ
 
     assert samples(ours) == samples(theirs)
     assert samples(ours)[("kmg_x_seconds_count", ())] == sum(n for _, n in observations)
+
+
+def test_a_partition_given_away_drops_its_gauges():
+    # Found by review: a worker kept exporting frozen gauges of partitions another one owned.
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry)
+    for p in range(4):
+        metrics.partition(p, 1.0, p, p)
+    metrics.keep_partitions({2, 3})
+    metrics.partition(3, 2.0, 5, 6)
+    for name in ("kmg_watermark_lag_seconds", "kmg_reorder_buffer_events", "kmg_pending_timers"):
+        held = [registry.get_sample_value(name, {"partition": str(p)}) for p in range(4)]
+        assert [value is not None for value in held] == [False, False, True, True], name
+    assert registry.get_sample_value("kmg_pending_timers", {"partition": "3"}) == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 from collections import defaultdict
 from typing import Any
@@ -32,6 +33,7 @@ from tests.streams.test_stream_fakes import (
     LoggedTable,
     Outbox,
     Rig,
+    partition_of,
     rows,
 )
 
@@ -388,3 +390,34 @@ def test_a_message_whose_outputs_failed_is_counted_once_when_taken_again(cfg):
     asyncio.run(take_twice())
     assert [value for _, _, value, _ in rig.outbox.dead] == [invalid]
     assert rig.metric("kmg_events_total", kind="unknown", outcome="dead_letter") == 1
+
+
+def test_the_lag_of_a_partition_without_events_is_not_a_number(cfg):
+    # Found by review: wall time minus the "no watermark yet" sentinel read as 146,000 years.
+    lines = _lines(SCENARIO_01)
+    rig = _rig(cfg, lines, partitions=2, final=False)
+    rig.consume(random.Random(0))
+    rig.tick(5.0)
+    busy = partition_of(b"P01", 2)
+    lag = {p: rig.registry.get_sample_value("kmg_watermark_lag_seconds", {"partition": str(p)})
+           for p in range(2)}  # fmt: skip
+    assert math.isnan(lag[1 - busy])
+    assert 0 < lag[busy] < 1e10  # wall (2030) minus the scenario's event time (2024)
+
+
+def test_after_a_rebalance_only_the_partitions_still_held_are_reported(cfg, monkeypatch):
+    rig = _rig(cfg, _lines(SCENARIO_01), partitions=3, final=False)
+    rig.consume(random.Random(0))
+    rig.tick(5.0)
+    reported = {s.labels["partition"] for m in rig.registry.collect() for s in m.samples
+                if m.name == "kmg_pending_timers"}  # fmt: skip
+    assert reported == {"0", "1", "2"}
+    monkeypatch.setattr(rig.backlog, "assigned", lambda: {1})
+    rig.processor.on_rebalance()
+    rig.broker.append(TICKS, 1, None, b'{"control":"tick"}')
+    rig.table.scope(1)
+    tick = InputMessage(TICKS, 1, rig.broker.end(TICKS, 1) - 1, None, b'{"control":"tick"}')
+    asyncio.run(rig.processor.handle(tick))  # the next message reads the new assignment
+    reported = {s.labels["partition"] for m in rig.registry.collect() for s in m.samples
+                if m.name == "kmg_pending_timers"}  # fmt: skip
+    assert reported == {"1"}
