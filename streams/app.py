@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
+from streams.outbox import TopicOutbox
 from streams.processor import TICK, Acknowledged, Consumed, PartitionScope, StreamProcessor
 from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
@@ -32,33 +33,6 @@ log = logging.getLogger("kmg.app")
 TABLE_NAME = "patients"
 _FIRST_RETRY_SECONDS = 0.5
 _LAST_RETRY_SECONDS = 10.0
-
-
-class TopicOutbox:
-    """Alerts and dead letters to their Kafka topics, through the app's producer."""
-
-    def __init__(self, app: faust.App, alerts: str, dead_letters: str) -> None:
-        # The producer itself, not Faust's topic objects: their per-record bookkeeping (future
-        # messages, attachments) cost more than the record.
-        self.app = app
-        self.alerts = alerts
-        self.dead_letters = dead_letters
-
-    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
-        """Send the alerts; return what completes once the broker has acknowledged every one."""
-        send, topic = self.app.producer.send, self.alerts
-        pending = [
-            await send(topic, key, value, partition, None, None)
-            for partition, key, value in records
-        ]
-        return asyncio.gather(*pending)
-
-    async def dead_letter(
-        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> Acknowledged:
-        """Send one dead letter; return what completes once the broker has acknowledged it."""
-        send = self.app.producer.send
-        return await send(self.dead_letters, key, value, partition, None, headers)
 
 
 class ConsumerBacklog:

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
@@ -107,7 +108,27 @@ async def _ensure(
     if created:
         await _wait_until_served(settings.kafka_bootstrap, created, want)
         log.info("created topics: %s", ", ".join(created))
+    limit = await dead_letter_limit(admin, settings.topic_dead_letter)
+    if limit is not None and limit < DEAD_LETTER_MAX_BYTES:
+        log.warning(
+            "topic %s takes messages up to %d bytes, fewer than an input may have: a larger "
+            "invalid input is dead-lettered cut to its head (raise its max.message.bytes to %d)",
+            settings.topic_dead_letter,
+            limit,
+            DEAD_LETTER_MAX_BYTES,
+        )
     return created
+
+
+async def dead_letter_limit(admin: AIOKafkaAdminClient, topic: str) -> int | None:
+    """Return the topic's max.message.bytes, None if the broker does not say."""
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    for response in responses:
+        for error, _, _, _, entries in response.resources:
+            for name, value, *_ in entries if not error else ():
+                if name == "max.message.bytes":
+                    return int(value)
+    return None
 
 
 async def _wait_until_served(bootstrap: str, names: list[str], partitions: dict[str, int]) -> None:

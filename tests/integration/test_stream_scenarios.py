@@ -7,13 +7,18 @@ by availability so that no event is late across scenarios, then produced with `-
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import random
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.outbox import DEAD_LETTER_HEAD_BYTES
 from tests.conftest import SCENARIOS
 from tests.integration.stream_harness import (
     Deployment,
@@ -137,3 +142,54 @@ def test_a_message_near_the_brokers_size_limit_is_dead_lettered_whole(cfg, tmp_p
     finally:
         deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
+
+
+def test_a_dead_letter_topic_too_small_for_an_input_gets_its_head(cfg, tmp_path: Path) -> None:
+    # Found by review: with a dead-letter topic made before (broker defaults), an input it could
+    # not hold stopped the worker at every start, and nothing was dead-lettered.
+    lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
+    # Random text: the topic's limit applies to the compressed batch.
+    noise = base64.b64encode(random.Random(7).randbytes(300_000))
+    big = lines[0][:-1] + b', "note": "' + noise + b'"}'
+    feed = tmp_path / "feed.ndjson"
+    feed.write_bytes(b"\n".join([big, *lines]) + b"\n")
+    expected = replay_alerts(cfg, lines)
+
+    deployment = Deployment(tmp_path)
+    asyncio.run(_small_topic(deployment.bootstrap, deployment.topic("dead-letter"), 100_000))
+    deployment.produce(feed, final=True)
+    worker = deployment.start_worker("w1")
+    try:
+        alerts = asyncio.run(
+            deployment.read_alerts(lambda got: len(got) >= len(expected), 120, alive=worker.alive)
+        )
+        assert count_rows(alerts) == count_rows(expected), worker.log_tail()
+        dead: list[Any] = []
+
+        def take(records: list[Any]) -> bool:
+            dead.extend(records)
+            return bool(dead)
+
+        asyncio.run(deployment.read_topic("dead-letter", take, 60, settle=2))
+        [letter] = dead
+        headers = dict(letter.headers)
+        assert letter.value == big[:DEAD_LETTER_HEAD_BYTES]
+        assert headers["reason"] == b"too_large"
+        assert headers["truncated_from_bytes"] == str(len(big)).encode()
+        assert headers["sha256"] == hashlib.sha256(big).hexdigest().encode()
+        log = worker.log_path.read_text()
+        assert "takes messages up to 100000 bytes" in log  # said at start, before any input
+        assert worker.stop() == 0, worker.log_tail()
+    finally:
+        deployment.stop_workers()
+        asyncio.run(deployment.delete_topics())
+
+
+async def _small_topic(bootstrap: str, name: str, max_bytes: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        config = {"max.message.bytes": str(max_bytes)}
+        await admin.create_topics([NewTopic(name, 8, 1, topic_configs=config)])
+    finally:
+        await admin.close()

@@ -1,0 +1,87 @@
+"""Alerts and dead letters to their Kafka topics, through the worker's producer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+from aiokafka.errors import MessageSizeTooLargeError
+
+from streams.processor import Acknowledged
+
+log = logging.getLogger("kmg.outbox")
+
+# What a dead letter keeps of an input its topic refuses whole: enough to see what it was.
+DEAD_LETTER_HEAD_BYTES = 65_536
+
+
+class TopicOutbox:
+    """Alerts and dead letters to their Kafka topics, through the app's producer."""
+
+    def __init__(self, app: Any, alerts: str, dead_letters: str) -> None:
+        # The producer itself, not Faust's topic objects: their per-record bookkeeping (future
+        # messages, attachments) cost more than the record.
+        self.app = app
+        self.alerts = alerts
+        self.dead_letters = dead_letters
+
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
+        """Send the alerts; return what completes once the broker has acknowledged every one."""
+        send, topic = self.app.producer.send, self.alerts
+        pending = [
+            await send(topic, key, value, partition, None, None)
+            for partition, key, value in records
+        ]
+        return asyncio.gather(*pending)
+
+    async def dead_letter(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Acknowledged:
+        """Send one dead letter; return what completes once the broker has acknowledged it.
+
+        A dead-letter topic made with a smaller `max.message.bytes` than its inputs' refuses
+        the largest inputs: then the head of the input goes, with its full size and digest in
+        the headers, rather than the worker stopping on it at every start.
+        """
+        try:
+            sent = await self._send(partition, key, value, headers)
+        except MessageSizeTooLargeError:  # larger than the producer's own request limit
+            return await self._head(partition, key, value, headers)
+        return asyncio.ensure_future(self._or_head(sent, partition, key, value, headers))
+
+    async def _or_head(
+        self,
+        sent: Any,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+    ) -> Any:
+        try:
+            return await sent
+        except MessageSizeTooLargeError:  # the broker refused it for the topic
+            return await (await self._head(partition, key, value, headers))
+
+    async def _head(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Acknowledged:
+        log.error(
+            "the dead-letter topic %s refused a dead letter of %d bytes as too large; sending "
+            "its first %d bytes (raise the topic's max.message.bytes to keep them whole)",
+            self.dead_letters,
+            len(value),
+            DEAD_LETTER_HEAD_BYTES,
+        )
+        told = [
+            *headers,
+            ("truncated_from_bytes", str(len(value)).encode()),
+            ("sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        return await self._send(partition, key, value[:DEAD_LETTER_HEAD_BYTES], told)
+
+    async def _send(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Any:
+        return await self.app.producer.send(self.dead_letters, key, value, partition, None, headers)
