@@ -124,7 +124,9 @@ class RuleConfig(BaseModel):
             return cls.model_validate(dict(values))
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"]) or "(config)"
+            if not err["loc"]:  # a rule across keys: its message names them and their values
+                raise ConfigError(f"config: {err['msg'].removeprefix('Value error, ')}") from None
+            key = ".".join(str(p) for p in err["loc"])
             given = err.get("input")
             shown = json.dumps(given, default=str) if not isinstance(given, dict) else "{...}"
             raise ConfigError(f"config key {key!r}: {err['msg']} (value: {shown})") from None

@@ -168,26 +168,49 @@ def _stream_settings() -> Settings:
     from streams.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = "KMG_" + "_".join(str(p) for p in err["loc"]).upper()
-        raise UsageError(f"{where}: {err['msg']}") from None
+        # The variable is named by the field; deeper parts of loc are inside its JSON value.
+        where = f"KMG_{str(err['loc'][0]).upper()}" if err["loc"] else "KMG_*"
+        given = err.get("input")
+        shown = f" (value: {given!r})" if isinstance(given, str | int | float) else ""
+        raise UsageError(f"{where}: {err['msg']}{shown}") from None
+    settings.rule_config()  # rule parameters too, before anything is created on the broker
+    return settings
+
+
+def _unreachable(settings: Settings, exc: Exception) -> UsageError:
+    name = type(exc).__name__
+    return UsageError(
+        f"KMG_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: no broker answered ({name})"
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
     from streams.worker import run_worker
 
-    return run_worker(_stream_settings())
+    settings = _stream_settings()
+    try:
+        return run_worker(settings)
+    except KafkaError as exc:  # the topics could not be made: no worker was started
+        raise _unreachable(settings, exc) from None
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from streams.topics import ensure_topics, topic_specs
 
     settings = _stream_settings()
-    created = asyncio.run(ensure_topics(settings))
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from None
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
         print(f"{spec.name}: {spec.partitions} partitions ({state})")

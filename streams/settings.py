@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.events import MedClass
@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     k_sparing_keywords: list[str] | None = None
     med_codes: dict[MedClass, list[str]] | None = None
     med_keywords: dict[MedClass, list[str]] | None = None
+
+    @field_validator("processing_guarantee", "producer_compression", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        # WARNING and ZSTD name the same choices as their lower-case spellings.
+        return value.lower() if isinstance(value, str) else value
 
     def rule_overrides(self) -> dict[str, Any]:
         """Return the rule parameters set here, by their RULES.md names."""

@@ -79,7 +79,10 @@ def build_worker(
 def run_worker(settings: Settings) -> int:
     """Create missing topics, then run the Faust worker in this process until stopped."""
     check_guarantee(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"KMG_DATA_DIR {settings.data_dir}: {exc.strerror}") from None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from alerts.rule_config import ConfigError, RuleConfig
-from streams.settings import RULE_PARAMETERS, ProcessingGuarantee, Settings
+from streams import topics
+from streams.cli import main
+from streams.settings import RULE_PARAMETERS, Compression, LogLevel, ProcessingGuarantee, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +81,8 @@ def test_topic_names_follow_the_prefix(prefix, labs, meds, alerts, dead, ticks):
             "processing_guarantee",
             ProcessingGuarantee.EXACTLY_ONCE,
         ),
+        ("KMG_LOG_LEVEL", "WARNING", "log_level", LogLevel.WARNING),
+        ("KMG_PRODUCER_COMPRESSION", "LZ4", "producer_compression", Compression.LZ4),
     ],
 )
 def test_environment_variables_set_fields(monkeypatch, variable, value, field, expected):
@@ -135,3 +140,41 @@ def test_unusable_settings_are_refused(kwargs):
 def test_an_incoherent_rule_override_is_a_config_error():
     with pytest.raises(ConfigError, match="mg_severe"):
         Settings(mg_severe=2.0).rule_config()
+
+
+# Found by review: the value was not shown, a variable that does not exist was named, a rule
+# across keys was '(config)' with its value hidden, and topics were made before the rules were
+# checked.
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("KMG_HOLD_MINUTES", "abc", "kmg: KMG_HOLD_MINUTES: Input should be a valid number"),
+        ("KMG_LOG_LEVEL", "loud", "(value: 'loud')"),
+        ("KMG_MED_CODES", '{"bogus": ["1"]}', "kmg: KMG_MED_CODES: Input should be"),
+        ("KMG_K_PLAUSIBLE", "[5, 1]", "kmg: config: k_plausible: [5.0, 1.0] must satisfy"),
+        ("KMG_HOLD_MINUTES", "-5", "'hold_minutes': Input should be greater than or equal to 0"),
+        ("KMG_DATA_DIR", "/proc/no/such/dir", "kmg: KMG_DATA_DIR /proc/no/such/dir: "),
+    ],
+)
+def test_a_bad_variable_is_one_line_naming_it_before_the_broker_is_asked(
+    monkeypatch, capsys, variable, value, said
+):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing listens: never reached
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+
+
+def test_a_broker_that_never_answers_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+
+    async def unreachable(settings, attempts=30):
+        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+
+    monkeypatch.setattr(topics, "ensure_topics", unreachable)
+    assert main(["topics"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: no broker answered (KafkaConnectionError)\n"
+    )
