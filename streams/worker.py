@@ -13,6 +13,8 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import faust
@@ -58,11 +60,37 @@ def discard_after_unclean_stop(data_dir: Path, tabledir: Path) -> bool:
     return True
 
 
+class SentinelWorker(faust.Worker):
+    """Faust's worker, whose stop has a deadline: a broker that is gone cannot hold it forever."""
+
+    grace_seconds = 20.0
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        deadline = threading.Timer(self.grace_seconds, self._stop_now)
+        deadline.daemon = True
+        deadline.start()
+        super()._schedule_shutdown(signal)
+
+    def _stop_now(self) -> None:
+        # The producer waits on a broker that does not answer (Faust lets a record wait 20
+        # minutes). Ending here is a crash the design survives: offsets are committed only
+        # after acknowledgements, and the marker left behind makes the next start rebuild the
+        # local table from the changelog.
+        log.error(
+            "the stop did not finish within %.0f s (is the broker reachable?); ending now, "
+            "without the records the broker has not acknowledged: the next start takes their "
+            "input again",
+            self.grace_seconds,
+        )
+        logging.shutdown()
+        os._exit(1)
+
+
 def build_worker(
     app: faust.App, settings: Settings, loop: asyncio.AbstractEventLoop
 ) -> faust.Worker:
     """Return the Faust worker that runs the app, logging at the configured level."""
-    worker = faust.Worker(
+    worker = SentinelWorker(
         app,
         # A number, never a name: the logging setup reads some names (e.g. "warn") its own way.
         loglevel=settings.log_level.number,
@@ -73,6 +101,7 @@ def build_worker(
     # The terminal spinner would lower the root logger to DEBUG for every level from WARNING
     # up (so that it spins per record): each per-message debug call then builds its record.
     worker.spinner = None
+    worker.grace_seconds = settings.shutdown_grace_seconds
     return worker
 
 

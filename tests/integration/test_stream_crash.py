@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from streams.worker import RUNNING_MARKER
 from streams.worker_processes import REPO, free_port
 from tests.integration.stream_harness import (
     Deployment,
@@ -142,6 +143,35 @@ def test_broker_stop_and_start_in_the_middle_of_the_feed_loses_nothing(
         )
         assert survived, worker.log_tail()
         assert worker.stop() == 0
+    finally:
+        deployment.stop_workers()
+        _kafka_local("stop", port, data)
+
+
+def test_a_stop_while_the_broker_is_gone_ends_within_its_grace(tmp_path: Path) -> None:
+    # Found by review: SIGTERM with the broker down waited on the producer for minutes (until
+    # the broker came back), past any orchestrator's grace period.
+    from tests.conftest import SCENARIOS
+
+    port, data = _free_port_pair(), tmp_path / "kafka"
+    _kafka_local("start", port, data)
+    grace = {"KMG_SHUTDOWN_GRACE_SECONDS": "5"}
+    deployment = Deployment(tmp_path, bootstrap=f"127.0.0.1:{port}", extra_env=grace)
+    try:
+        deployment.produce(SCENARIOS / "01_mg_not_checked_basic.ndjson", final=True)
+        worker = deployment.start_worker("w1")
+        alerts = asyncio.run(deployment.read_alerts(lambda got: len(got) >= 2, 120))
+        assert len(alerts) >= 2, worker.log_tail()
+        _kafka_local("stop", port, data)
+        time.sleep(5)  # the worker notices; its ticks queue for a broker that is gone
+        started = time.monotonic()
+        status = worker.stop(timeout=90)
+        took = time.monotonic() - started
+        print(f"stop with the broker gone: status {status} after {took:.1f} s")
+        assert status == 1, worker.log_tail()  # SIGKILL by stop() would be -9
+        assert "the stop did not finish within 5 s" in worker.log_path.read_text()
+        # The next start finds the marker and rebuilds its table rather than trust it.
+        assert (tmp_path / "data-w1" / RUNNING_MARKER).exists()
     finally:
         deployment.stop_workers()
         _kafka_local("stop", port, data)
