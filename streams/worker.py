@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.rule_config import ConfigError
 from streams.app import build_app
+from streams.log_repeats import RepeatedLines
 from streams.settings import ProcessingGuarantee, Settings
 from streams.topics import ensure_topics
 
@@ -64,6 +65,12 @@ class SentinelWorker(faust.Worker):
     """Faust's worker, whose stop has a deadline: a broker that is gone cannot hold it forever."""
 
     grace_seconds = 20.0
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        repeats = RepeatedLines()
+        for handler in logger.handlers:
+            handler.addFilter(repeats)
 
     def _schedule_shutdown(self, signal: signal.Signals) -> None:
         deadline = threading.Timer(self.grace_seconds, self._stop_now)

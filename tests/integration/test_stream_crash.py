@@ -169,7 +169,10 @@ def test_a_stop_while_the_broker_is_gone_ends_within_its_grace(tmp_path: Path) -
         took = time.monotonic() - started
         print(f"stop with the broker gone: status {status} after {took:.1f} s")
         assert status == 1, worker.log_tail()  # SIGKILL by stop() would be -9
-        assert "the stop did not finish within 5 s" in worker.log_path.read_text()
+        log = worker.log_path.read_text()
+        assert "the stop did not finish within 5 s" in log
+        # Connection errors through the outage come once per 30 s, not a hundred a second.
+        assert 0 < log.count("Unable connect to node") <= 3, log.count("Unable connect to node")
         # The next start finds the marker and rebuilds its table rather than trust it.
         assert (tmp_path / "data-w1" / RUNNING_MARKER).exists()
     finally:
