@@ -16,7 +16,7 @@ from streams.audit.charts import (
     bar_chart,
     column_chart,
 )
-from streams.audit.figures import TIME_BINS
+from streams.audit.figures import NO_LOCATION, TIME_BINS
 from streams.audit.glossary import PARAMETERS, how_to_read
 from streams.audit.style import CSS
 
@@ -28,12 +28,32 @@ CONTEXTS = (  # key, plain name, colour
     ("normal", "Mg normal", BLUE),
 )
 SEVERITY_COLORS = (("warning", YELLOW), ("high", ORANGE), ("critical", VERMILION))
+SHORT_RULE_NAMES = {
+    "MG_NOT_CHECKED": "Mg not checked",
+    "MG_LOW_UNCORRECTED": "Mg low",
+    "REFRACTORY_HYPOKALEMIA": "Refractory",
+}
 RULE_NAMES = {
     "MG_NOT_CHECKED": "Magnesium not checked",
     "MG_LOW_UNCORRECTED": "Magnesium low, not corrected",
     "REFRACTORY_HYPOKALEMIA": "Refractory hypokalaemia",
 }
 MAX_LOCATIONS_CHARTED = 40
+NO_LOCATION_SHOWN = "no location"  # in italics in tables, "(no location)" in charts
+
+
+def _group_cell(key: str) -> str:
+    """Return a month or location as a table cell; the no-location group in italics."""
+    return f"<i>{NO_LOCATION_SHOWN}</i>" if key == NO_LOCATION else escape(key)
+
+
+def _group_label(key: str) -> str:
+    """Return a month or location as chart text (escaped by the chart)."""
+    return f"({NO_LOCATION_SHOWN})" if key == NO_LOCATION else key
+
+
+def _hours(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} h"
 
 
 def _n(value: int | float | None) -> str:
@@ -124,6 +144,8 @@ def _headline(o: dict[str, Any]) -> str:
 
 def _context_section(title: str, groups: dict[str, Any], charted: list[str], columns: bool) -> str:
     names = list(groups)
+    labels = [_group_label(g) for g in names]
+    charted_labels = [_group_label(g) for g in charted]
     counts = [
         Series(name, color, [groups[g]["mg_context"][key]["n"] for g in names])
         for key, name, color in CONTEXTS
@@ -136,10 +158,10 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
     if columns:
         parts.append("<h3>Episodes by magnesium status</h3>")
         label = f"{title}: episodes by magnesium status"
-        parts.append(column_chart(label, names, counts, stacked=True))
+        parts.append(column_chart(label, labels, counts, stacked=True))
         parts.append("<h3>Share of episodes with a magnesium problem</h3>")
         label = f"{title}: share of episodes"
-        parts.append(column_chart(label, names, shares, unit="%", decimals=1))
+        parts.append(column_chart(label, labels, shares, unit="%", decimals=1))
     else:
         parts.append("<h3>Share of episodes with a magnesium problem</h3>")
         if len(charted) < len(names):
@@ -148,7 +170,7 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
                 "episodes; the table lists all.</p>"
             )
         label = f"{title}: share of episodes"
-        parts.append(bar_chart(label, charted, shares, unit="%", decimals=1))
+        parts.append(bar_chart(label, charted_labels, shares, unit="%", decimals=1))
     head = [
         "",
         "episodes",
@@ -166,7 +188,7 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
         f = groups[g]
         ctx = f["mg_context"]
         rows.append(
-            [escape(g), _n(f["episodes"])]
+            [_group_cell(g), _n(f["episodes"])]
             + [_share_cell(ctx[key]) for key, _, _ in CONTEXTS]
             + [
                 _share_cell(f["refractory"]),
@@ -179,10 +201,21 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
 
 
 def _times_section(
-    title: str, block: dict[str, Any], subgroup: str, sub_name: str, what: str
+    title: str,
+    block: dict[str, Any],
+    hours: dict[str, Any],
+    subgroup: str,
+    sub_name: str,
+    what: str,
 ) -> str:
     """Return a time histogram: all episodes beside the subgroup the time matters most for."""
     all_bins, sub_bins = block["all_episodes"], block[subgroup]
+    typical = " ".join(
+        f"{escape(name[0].upper() + name[1:])}: median {_hours(q['median_hours'])}, 90th "
+        "percentile "
+        f"{_hours(q['p90_hours'])} ({_episodes(q['n'])} with one)."
+        for name, q in (("All episodes", hours["all_episodes"]), (sub_name, hours[subgroup]))
+    )
     n_all, n_sub = sum(all_bins.values()), sum(sub_bins.values())
 
     def pct(bins: dict[str, int], total: int) -> list[float | None]:
@@ -205,7 +238,7 @@ def _times_section(
     ]
     return (
         f"<h2>{escape(title)}</h2><p>Hours from t0 to {what}. Share of episodes in each time "
-        f"band; the last band holds episodes with none within the follow-up.</p>"
+        f"band; the last band holds episodes with none within the follow-up.</p><p>{typical}</p>"
         + '<div class="pair">'
         + column_chart(title, labels, series, unit="%", decimals=1, width=560, height=280)
         + _table(["time after t0", "all", "%", sub_name.replace("episodes with ", ""), "%"], rows)
@@ -213,7 +246,7 @@ def _times_section(
     )
 
 
-def _alerts_section(o: dict[str, Any], months: dict[str, Any]) -> str:
+def _alerts_section(o: dict[str, Any]) -> str:
     rules = list(RULE_NAMES)
     series = [
         Series(sev, color, [o["alerts_per_100_episodes"][r][sev] for r in rules])
@@ -227,12 +260,13 @@ def _alerts_section(o: dict[str, Any], months: dict[str, Any]) -> str:
             + [f"{_n(fired[s])} ({_rate(per[s])})" for s, _ in SEVERITY_COLORS]
             + [f"{_n(fired['total'])} ({_rate(per['total'])})"]
         )
-    by_month = [
-        [escape(m)]
-        + [_rate(f["alerts_per_100_episodes"][r]["total"]) for r in rules]
-        + [_rate(f["alerts_per_100_episodes"]["total"])]
-        for m, f in months.items()
-    ]
+    stray = o["alerts_fired_without_episode"]
+    note = (
+        f'<p class="small">{_n(stray)} of these alerts belong to no counted episode (see '
+        "the definitions): they are in these totals only, in no month or location.</p>"
+        if stray
+        else ""
+    )
     return (
         "<h2>Alerts that would have fired</h2><p>Alerts per 100 episodes by rule and severity. "
         "Counts, with the rate per 100 episodes in brackets.</p>"
@@ -247,8 +281,84 @@ def _alerts_section(o: dict[str, Any], months: dict[str, Any]) -> str:
         )
         + _table(["rule", "warning", "high", "critical", "all"], rows)
         + "</div>"
-        + "<h3>Alerts per 100 episodes, by month</h3>"
-        + _table(["month", *(RULE_NAMES[r] for r in rules), "all"], by_month)
+        + note
+    )
+
+
+def _shown(groups: dict[str, Any], charted: list[str], columns: bool) -> list[str]:
+    return list(groups) if columns else charted
+
+
+def _chart(label: str, groups: list[str], series: list[Series], columns: bool) -> str:
+    names = [_group_label(g) for g in groups]
+    if columns:
+        return column_chart(label, names, series, decimals=1, height=260)
+    return bar_chart(label, names, series, decimals=1)
+
+
+def _times_by_group(
+    title: str, groups: dict[str, Any], charted: list[str], columns: bool, follow_up: int
+) -> str:
+    """Return median and 90th-percentile times to Mg result and Mg repletion for each group."""
+    shown = _shown(groups, charted, columns)
+    kinds = (("hours_to_first_mg_result", BLUE), ("hours_to_first_mg_repletion", ORANGE))
+    names = ("median to Mg result", "median to Mg order or dose")
+    series = [
+        Series(name, color, [groups[g][key]["all_episodes"]["median_hours"] for g in shown])
+        for name, (key, color) in zip(names, kinds, strict=True)
+    ]
+    rows = []
+    for g, f in groups.items():
+        row = [_group_cell(g), _n(f["episodes"])]
+        for key, _ in kinds:
+            q = f[key]["all_episodes"]
+            pct = None if f["episodes"] == 0 else round(100 * q["n"] / f["episodes"], 1)
+            row += [
+                _share_cell({"n": q["n"], "pct": pct}),
+                _hours(q["median_hours"]),
+                _hours(q["p90_hours"]),
+            ]
+        rows.append(row)
+    head = ["", "episodes", "Mg result", "median", "90th pct", "Mg order or dose", "median"]
+    return (
+        f"<h3>{escape(title)}</h3><p>Episodes with a first magnesium result, and with a first "
+        f"magnesium order or dose, within {follow_up} h of t0; the median and 90th percentile "
+        "of those times (half, and nine in ten, of them came sooner).</p>"
+        + _chart(f"{title}: median hours", shown, series, columns)
+        + _table([*head, "90th pct"], rows)
+    )
+
+
+def _alerts_by_group(
+    title: str,
+    noun: str,
+    groups: dict[str, Any],
+    charted: list[str],
+    columns: bool,
+    kinds: list[tuple[str, str]],
+) -> str:
+    """Return alerts per 100 episodes by rule (chart) and by rule and severity (table)."""
+    shown = _shown(groups, charted, columns)
+    colors = (VERMILION, ORANGE, PURPLE)
+    series = [
+        Series(name, color, [groups[g]["alerts_per_100_episodes"][r]["total"] for g in shown])
+        for (r, name), color in zip(RULE_NAMES.items(), colors, strict=True)
+    ]
+    head = ["", "episodes", *(f"{SHORT_RULE_NAMES[r]}, {s}" for r, s in kinds), "all alerts"]
+    rows = []
+    for g, f in groups.items():
+        fired, per = f["alerts_fired"], f["alerts_per_100_episodes"]
+        rows.append(
+            [_group_cell(g), _n(f["episodes"])]
+            + [f"{_rate(per[r][s])} ({_n(fired[r][s])})" for r, s in kinds]
+            + [f"{_rate(per['total'])} ({_n(fired['total'])})"]
+        )
+    return (
+        f"<h3>{escape(title)}</h3><p>Alerts per 100 episodes of the {noun}, by rule and "
+        "severity, with the number of alerts in brackets. An alert counts with the episode it "
+        "was raised for.</p>"
+        + _chart(f"{title}: alerts per 100 episodes by rule", shown, series, columns)
+        + _table(head, rows)
     )
 
 
@@ -317,6 +427,10 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         if isinstance(v, str)
     )
     produced = f" Produced {escape(produced_at)}." if produced_at else ""
+    follow_up = defs["follow_up_hours"]
+    # Table columns for the rule and severity pairs that fired at all: the rules give each
+    # rule two severities at most, and empty columns would only crowd the page.
+    kinds = [(r, s) for r in RULE_NAMES for s, _ in SEVERITY_COLORS if o["alerts_fired"][r][s]]
     body = [
         "<h1>Potassium repletion without magnesium: retrospective audit</h1>",
         f'<p class="meta">Episodes started {escape(span)} (UTC dates). Rule version '
@@ -329,6 +443,7 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         _times_section(
             "Time to the first magnesium result",
             o["time_to_first_mg_result"],
+            o["hours_to_first_mg_result"],
             "mg_not_checked_episodes",
             "episodes with Mg not checked",
             "the first magnesium result that became available",
@@ -336,11 +451,18 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         _times_section(
             "Time to the first magnesium repletion",
             o["time_to_first_mg_repletion"],
+            o["hours_to_first_mg_repletion"],
             "mg_low_uncorrected_episodes",
             "episodes with Mg low, not corrected",
             "the first magnesium order or dose",
         ),
-        _alerts_section(o, months),
+        "<h2>Time to magnesium, by month and by location</h2>",
+        _times_by_group("By month (of t0)", months, [], True, follow_up),
+        _times_by_group("By location", locations, charted, False, follow_up),
+        _alerts_section(o),
+        "<h2>Alerts per 100 episodes, by month and by location</h2>",
+        _alerts_by_group("By month (of t0)", "month", months, [], True, kinds),
+        _alerts_by_group("By location", "location", locations, charted, False, kinds),
         _input_section(summary["input"]),
         f"<h2>Definitions</h2><ul>{definitions}</ul>",
         _config_section(cfg, summary["rule_version"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 from collections import Counter
@@ -12,16 +13,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from alerts.alert import Alert
+from alerts.alert import Alert, AlertStatus
 from alerts.decoder import DeadLetter
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import format_timestamp
-from streams.audit.episodes import CSV_COLUMNS, EpisodeLedger, EpisodeRow, csv_fields
+from streams.audit.episodes import CSV_COLUMNS, EpisodeLedger, EpisodeRow, csv_fields, open_window
 from streams.audit.figures import Figures, definitions
 from streams.audit.report import render_report
 from streams.audit.tap import AuditEngine
@@ -54,33 +55,133 @@ class AuditOptions:
     chunk_size: int = 400_000  # events per sorted run the replay spills to disk
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """The source message or line an adapter output came from."""
+
+    position: dict[str, Any]  # {"message": n} (HL7 v2) or {"line": n} (FHIR), 1-based
+    raw: bytes | None  # its bytes; None when it holds several resources (a FHIR Bundle)
+
+
+class _DeadLetters(NdjsonWriter):
+    """dead_letters.ndjson: while a feed is read, a mapped event the validator refuses is
+    named by the source message or line it came from, with that message's original bytes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__(stream, "dead_letters.ndjson")
+        self.source = ""
+        self.unit: _Unit | None = None  # the unit of the canonical line the replay is reading
+
+    def adapter(self, dead: DeadLetter, unit: _Unit) -> None:
+        """Write an input the adapter could not map (its raw is the original bytes already)."""
+        super().write(
+            dead_letter_record(dead, {"source": self.source, **unit.position, "stage": "adapter"})
+        )
+
+    def write(self, obj: Any) -> None:
+        """Write a dead letter of the replay; a feed's one is moved onto its source unit."""
+        unit = self.unit
+        if unit is None:  # canonical input: the replay's own line numbers are the source's
+            super().write(obj)
+            return
+        # The replay numbers the canonical lines it was given and keeps the mapped event as
+        # raw: the source message or line, and its bytes, say where to look in the feed.
+        mapped = obj.get("raw")
+        raw = unit.raw if unit.raw is not None else (mapped or "").encode()
+        where = {"mapped": mapped, "source": self.source, **unit.position, "stage": "validation"}
+        super().write(dead_letter_record(DeadLetter(obj["reason"], obj["detail"], raw), where))
+
+
+class _CountedLines:
+    """A binary stream as the FHIR reader takes it (lines, then perhaps the rest whole),
+    counting the lines it took so that a document can be given its line number."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.number = 0  # lines taken one by one
+        self.last = b""
+        self.rest: bytes | None = None  # what read() took after line `number`
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> bytes:
+        self.last = next(self._stream)
+        self.number += 1
+        return self.last
+
+    def read(self, size: int = -1) -> bytes:
+        self.rest = self._stream.read(size)
+        return self.rest
+
+
+def _hl7_units(stream: BinaryIO) -> Iterator[tuple[_Unit, bytes]]:
+    # A message is a block opening with MSH; batch header and trailer segments (FHS, BHS, BTS,
+    # FTS) and text before the first message are not, and are named by the message before.
+    from streams.adapters.hl7_parse import split_blocks
+
+    messages = 0
+    for block in split_blocks(stream):
+        if block[:3] == b"MSH":
+            messages += 1
+            yield _Unit({"message": messages}, block), block
+        else:
+            yield _Unit({"message": None, "after_message": messages}, block), block
+
+
+def _fhir_units(stream: BinaryIO) -> Iterator[tuple[_Unit, bytes]]:
+    # NDJSON: a document per line, read one by one. One JSON document (a Bundle, a pretty-
+    # printed resource) is read whole and named by its first line; a file read whole that is
+    # neither is read line by line from memory, numbered here the way the reader splits it.
+    from streams.adapters.fhir_read import read_documents
+
+    lines = _CountedLines(stream)
+    numbered: Iterator[tuple[int, bytes]] | None = None
+    for raw, doc in read_documents(cast(BinaryIO, lines)):
+        number = lines.number
+        if lines.rest is not None:
+            if numbered is None:
+                numbered = enumerate((lines.last + lines.rest).splitlines(), lines.number)
+            for n, body in numbered:
+                if body.rstrip(b"\r\n") == raw:
+                    number = n
+                    break
+        several = isinstance(doc, dict) and doc.get("resourceType") == "Bundle"
+        yield _Unit({"line": number}, None if several else raw), raw
+
+
 def _feed_lines(
     fmt: str,
     source: AuditInput,
     facility_timezone: str,
-    dead_letters: NdjsonWriter,
+    dead_letters: _DeadLetters,
     rejected: Counter[str],
     progress: Callable[[int], None],
 ) -> Iterator[bytes]:
-    """Yield canonical lines from a hospital feed; write its unmappable messages as dead letters."""
+    """Yield canonical lines from a hospital feed; write its unmappable messages as dead letters.
+
+    Each source message (HL7 v2) or document (FHIR) is mapped on its own, so that every dead
+    letter, the adapter's or the validator's, names the message or line it came from.
+    """
     from streams.adapters import AdapterSettings, Canonical, iter_feed
 
     settings = AdapterSettings(facility_timezone=facility_timezone)
     stream, done = source.stream, 0
-    for number, out in enumerate(iter_feed(fmt, stream, settings), 1):
+    dead_letters.source = source.name
+    units = _hl7_units(stream) if fmt == "hl7v2" else _fhir_units(stream)
+    for number, (unit, raw) in enumerate(units, 1):
         if number % _PROGRESS_EVERY == 0 and source.size is not None:
             pos = stream.tell()
             progress(pos - done)
             done = pos
-        if isinstance(out, Canonical):
-            yield out.line
-            continue
-        rejected[out.reason] += 1
-        record = dead_letter_record(
-            DeadLetter(out.reason, out.detail, out.raw),
-            {"source": source.name, "message": number, "stage": "adapter"},
-        )
-        dead_letters.write(record)
+        for out in iter_feed(fmt, io.BytesIO(raw), settings):
+            if isinstance(out, Canonical):
+                dead_letters.unit = unit
+                yield out.line
+                continue
+            rejected[out.reason] += 1
+            dead_letters.adapter(DeadLetter(out.reason, out.detail, out.raw), unit)
+    dead_letters.unit = None
     if source.size is not None:
         progress(source.size - done)
 
@@ -96,25 +197,31 @@ def run_audit(
     out = options.out_dir
     out.mkdir(parents=True, exist_ok=True)
     figures = Figures(tz)
+    open_for = open_window(cfg)
     rejected: Counter[str] = Counter()
     with ExitStack() as stack:
         alerts_fh = stack.enter_context(open(out / "alerts.ndjson", "wb"))  # noqa: SIM115
         dead_fh = stack.enter_context(open(out / "dead_letters.ndjson", "wb"))  # noqa: SIM115
         csv_fh = stack.enter_context(open(out / "episodes.csv", "w", newline="", encoding="utf-8"))  # noqa: SIM115
-        table = csv.writer(csv_fh, lineterminator="\n")
+        # RFC 4180: CRLF ends a record, so the writer quotes every field holding a CR or LF
+        # (a bare CR in a location would otherwise split the record when read back).
+        table = csv.writer(csv_fh, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         table.writerow(CSV_COLUMNS)
 
         def closed(row: EpisodeRow) -> None:
             table.writerow(csv_fields(row, tz))
             figures.add_row(row)
 
-        ledger = EpisodeLedger(closed)
+        ledger = EpisodeLedger(closed, open_for)
 
         def emitted(alerts: list[Alert]) -> None:
-            ledger.alerted(alerts)
-            figures.add_alerts(alerts)
+            for alert in alerts:
+                if alert.status is AlertStatus.FIRING:
+                    figures.fired(alert, ledger.attribute(alert))
+                else:
+                    figures.resolved(alert, ledger.resolve(alert))
 
-        dead_letters = NdjsonWriter(dead_fh)
+        dead_letters = _DeadLetters(dead_fh)
         replay = Replay(
             cfg,
             NdjsonWriter(alerts_fh),
@@ -156,7 +263,7 @@ def run_audit(
         "audit": AUDIT_FORMAT,
         "rule_version": cfg.rule_version,
         "config": cfg.model_dump(mode="json"),
-        "definitions": definitions(tz),
+        "definitions": definitions(tz, open_for),
         "input": {
             "format": options.fmt,
             "files": [s.name for s in inputs],

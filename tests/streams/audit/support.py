@@ -63,3 +63,58 @@ def run(
     source = AuditInput(name, io.BytesIO(data), len(data))
     doc = run_audit(cfg, [source], AuditOptions(fmt, out, **options))
     return Audit(out, doc)
+
+
+K, MG = "2823-3", "19123-9"  # serum potassium (mmol/L) and magnesium (mg/dL) LOINC codes
+KCL, MGSO4 = "Potassium chloride 20 mEq", "Magnesium sulfate 2 g IV"
+
+
+def lab(
+    eid: str, pid: str, code: str, value: float, collected: str, resulted: str, **extra: Any
+) -> dict[str, Any]:
+    """Return a final canonical lab result ("2024-03-04T06:00" style times, UTC)."""
+    unit = "mmol/L" if code == K else "mg/dL"
+    return {
+        "kind": "lab_result",
+        "event_id": eid,
+        "patient_id": pid,
+        "encounter_id": f"E-{pid}",
+        "location": "ICU-A",
+        "code": code,
+        "value": value,
+        "unit": unit,
+        "collected_at": f"{collected}:00Z",
+        "resulted_at": f"{resulted}:00Z",
+        "status": "final",
+        "result_id": None,
+        "flags": None,
+        **extra,
+    }
+
+
+def med(eid: str, pid: str, name: str, at: str, order_id: str, **extra: Any) -> dict[str, Any]:
+    """Return a canonical medication event, ordered unless `action` says otherwise."""
+    return {
+        "kind": "medication",
+        "event_id": eid,
+        "patient_id": pid,
+        "encounter_id": f"E-{pid}",
+        "location": "ICU-A",
+        "action": "ordered",
+        "code": None,
+        "name": name,
+        "at": f"{at}:00Z",
+        "order_id": order_id,
+        **extra,
+    }
+
+
+def ndjson(*events: dict[str, Any]) -> bytes:
+    """Return the events as canonical NDJSON input."""
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def firing(audit: Audit) -> list[dict[str, Any]]:
+    """Return the firing alerts of alerts.ndjson."""
+    lines = (audit.out / "alerts.ndjson").read_bytes().splitlines()
+    return [a for a in map(orjson.loads, lines) if a["status"] == "firing"]

@@ -9,7 +9,8 @@ import pytest
 
 from streams.audit.run import OUTPUTS, AuditInput, AuditOptions, run_audit
 from streams.cli import main
-from tests.streams.audit.support import Audit, run
+from tests.streams.audit.support import KCL as KCL_NAME
+from tests.streams.audit.support import Audit, med, ndjson, run
 
 KCL = (
     '{{"kind": "medication", "event_id": "{eid}", "patient_id": "P1", "encounter_id": "E1", '
@@ -99,7 +100,7 @@ def test_fhir_feed_is_audited_and_unmappable_resources_are_dead_letters(cfg, tmp
     assert audit.doc["input"]["adapter_rejected"] == {"missing_field:patient_id": 1}
     assert audit.doc["input"]["dead_letters"] == 1
     dead = audit_dead_letters(audit)
-    assert [(d["reason"], d["stage"], d["message"], d["source"]) for d in dead] == [
+    assert [(d["reason"], d["stage"], d["line"], d["source"]) for d in dead] == [
         ("missing_field:patient_id", "adapter", 3, "feed.ndjson")
     ]
     assert '"id":"rx2"' in dead[0]["raw"]
@@ -142,3 +143,84 @@ def test_progress_is_drawn_on_a_terminal_only(cfg, tmp_path):
     source = AuditInput("feed.ndjson", io.BytesIO(data), len(data))
     run_audit(cfg, [source], AuditOptions("canonical", tmp_path / "b"), quiet)
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "location", ["Ward\rEast", "Ward\nEast", "Ward\r\nEast", 'Ward "3", east', "Ward\u2028East"]
+)
+def test_episodes_csv_reads_back_one_row_per_episode(cfg, tmp_path, location):
+    events = [
+        med("a", "PA", KCL_NAME, "2024-03-04T08:00", "OA", location=location),
+        med("b", "PB", KCL_NAME, "2024-03-04T08:00", "OB", location="North"),
+    ]
+    rows = run(cfg, ndjson(*events), tmp_path).rows()
+    assert [(r["trigger_event_id"], r["location"]) for r in rows] == [
+        ("a", location),
+        ("b", "North"),
+    ]
+
+
+_MSH = "MSH|^~\\&|LIS|HOSP|KMG|HOSP|20240304064500||{type}|{ctl}|P|2.5"
+_OBR = "OBR|1|PL1|FL1|BMP^BASIC PANEL^L|||20240304060000|||||||||||||||20240304064000|||F"
+
+
+def _hl7(ctl: str, *segments: str, type: str = "ORU^R01") -> bytes:
+    head = [_MSH.format(type=type, ctl=ctl), "PID|1||P77^^^HOSP^MR||DOE^JANE"]
+    return "\r".join([*head, *segments]).encode() + b"\r"
+
+
+def _obx(code: str, value: str, unit: str) -> str:
+    return f"OBX|1|NM|{code}||{value}|{unit}|||||F"
+
+
+_K_99 = _hl7("C2", _OBR, _obx("K^Potassium^L", "99", "mmol/L"))  # mapped, then implausible
+_ORM = _hl7("C3", "ORC|NW|O1", _OBR, _obx("K^Potassium^L", "4.0", "mmol/L"), type="ORM^O01")
+_FHIR_K_99 = orjson.dumps(
+    {
+        **orjson.loads(FHIR.splitlines()[0]),
+        "id": "k2",
+        "valueQuantity": {"value": 99, "unit": "mmol/L"},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "expected"),
+    [
+        # Message 1 maps to two events (K and Mg), message 2 to an implausible K; a batch
+        # header sits before message 2 and is no message; message 3 is an ORM with results.
+        (
+            "hl7v2",
+            _hl7("C1", _OBR, _obx("K^K^L", "3.1", "mmol/L"), _obx("MG^MG^L", "2", "mg/dL"))
+            + b"FHS|^~\\&|||||\rBHS|^~\\&|||||\r"
+            + _K_99
+            + _ORM,
+            [
+                ("implausible_value", "validation", {"message": 2}, _K_99.rstrip(b"\r")),
+                ("hl7_unsupported_message", "adapter", {"message": 3}, _ORM.rstrip(b"\r")),
+            ],
+        ),
+        # NDJSON with a blank line 2: the implausible Observation is line 4, the order without
+        # subject line 5, though they are the 3rd and 4th resources.
+        (
+            "fhir",
+            b"\n".join([*FHIR.splitlines()[:1], b"", *FHIR.splitlines()[1:2], _FHIR_K_99])
+            + b"\n"
+            + FHIR.splitlines()[2],
+            [
+                ("implausible_value", "validation", {"line": 4}, _FHIR_K_99),
+                ("missing_field:patient_id", "adapter", {"line": 5}, FHIR.splitlines()[2]),
+            ],
+        ),
+    ],
+)
+def test_dead_letters_name_the_source_message_or_line(cfg, tmp_path, fmt, data, expected):
+    audit = run(cfg, data, tmp_path, fmt=fmt, name="feed")
+    dead = audit_dead_letters(audit)
+    where = ("message", "after_message", "line")
+    assert [
+        (d["reason"], d["stage"], {k: d[k] for k in where if k in d}, d["raw"].encode())
+        for d in dead
+    ] == expected
+    # The validator's refusal also shows the canonical event it was mapped to.
+    assert orjson.loads(dead[0]["mapped"])["kind"] == "lab_result"

@@ -8,7 +8,7 @@ import pytest
 
 from streams.audit.charts import Series, bar_chart, column_chart, nice_step
 from tests.conftest import SCENARIOS
-from tests.streams.audit.support import concatenated, run, scenario_inputs
+from tests.streams.audit.support import KCL, concatenated, med, ndjson, run, scenario_inputs
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -24,7 +24,9 @@ def test_report_is_self_contained_and_shows_the_figures(cfg, tmp_path):
     audit = run(cfg, concatenated(scenario_inputs()), tmp_path, produced_at="2024-06-01 10:00 UTC")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert _external_references(html) == []
-    assert html.count("<svg") == 6  # 2 monthly, 1 location, 2 time histograms, 1 alerts
+    # Shares: 2 monthly, 1 location; 2 time histograms; median times by month and location;
+    # alerts overall, by month and by location.
+    assert html.count("<svg") == 10
     for shown in (
         "How to read this",
         "29</div>",  # episodes
@@ -75,3 +77,52 @@ def test_charts_draw_one_shape_per_value_and_skip_missing_ones():
     bars = bar_chart("label", ["x", "y", "z"], series)
     assert bars.count("<rect") == 4 + 2 and bars.count("no episodes") == 2
     assert "No data" in column_chart("label", [], series)
+
+
+def _section(html: str, title: str) -> str:
+    start = html.index(f"<h2>{title}</h2>")
+    return html[start : html.index("<h2>", start + 4)]
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"no scenarios at {SCENARIOS}")
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [
+        # 5 of 29 with a result (17.2%), median 80 min, 90th percentile 25 h; 3 repletions
+        # (10.3%), median 10 min, 90th percentile 65 min. Month and ward tables alike.
+        (
+            "Time to magnesium, by month and by location",
+            ["<td>5 (17.2%)</td><td>1.3 h</td><td>25.0 h</td><td>3 (10.3%)</td><td>0.2 h</td>"],
+        ),
+        # Every rule and severity that fired, per 100 episodes (count): 10/29, 1/29, 9/29,
+        # 1/29, 1/29; 22/29 in all.
+        (
+            "Alerts per 100 episodes, by month and by location",
+            [
+                "<th>Mg not checked, warning</th><th>Mg not checked, high</th>"
+                "<th>Mg low, high</th><th>Mg low, critical</th><th>Refractory, critical</th>",
+                "<td>34.5 (10)</td><td>3.4 (1)</td><td>31.0 (9)</td><td>3.4 (1)</td>"
+                "<td>3.4 (1)</td><td>75.9 (22)</td>",
+            ],
+        ),
+    ],
+)
+def test_report_shows_times_and_alert_rates_per_month_and_location(cfg, tmp_path, title, shown):
+    run(cfg, concatenated(scenario_inputs()), tmp_path)
+    section = _section((tmp_path / "report.html").read_text(encoding="utf-8"), title)
+    for row in ('<td class="t">2024-03</td>', '<td class="t">ICU-A</td>'):
+        assert section.count(row) == 1, row
+    for text in shown:
+        assert section.count(text) == 2, text  # once for the month, once for the ward
+
+
+def test_missing_location_is_shown_apart_from_a_ward_named_like_it(cfg, tmp_path):
+    events = [
+        med("a", "PA", KCL, "2024-03-04T08:00", "OA", location="(none)"),
+        med("b", "PB", KCL, "2024-03-04T08:00", "OB", location=None),
+    ]
+    run(cfg, ndjson(*events), tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    table = _section(html, "By location")
+    assert table.count('<td class="t"><i>no location</i></td>') == 1
+    assert table.count('<td class="t">(none)</td>') == 1
