@@ -19,6 +19,7 @@ import faust.streams as faust_streams
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.broker_contact import BrokerContact
 from streams.changelog import ChangelogWriter
 from streams.metrics import StreamMetrics
 from streams.outbox import TopicOutbox
@@ -239,15 +240,44 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         RetryingAgent(processor, TableScope(settings.topic_labs), metrics, lambda: app.should_stop),
     )
 
+    # Ready while the broker acknowledges ticks: three intervals missed, and ten seconds more.
+    contact = BrokerContact(3 * settings.tick_interval_seconds + 10)
+    metrics.broker_ack_age.set_function(contact.age)
+
+    def tick_partitions() -> list[int]:
+        try:
+            held = app.consumer.assignment()
+        except Exception:  # noqa: BLE001 - not started yet: nothing held
+            return []
+        return sorted(tp.partition for tp in held if tp.topic == settings.topic_ticks)
+
     @app.timer(settings.tick_interval_seconds)
     async def send_ticks() -> None:
-        # One tick per partition this worker owns, to that exact partition of the ticks topic.
+        # One tick per partition this worker owns, to that exact partition of the ticks topic;
+        # none while the last ones wait for a broker that may be gone.
+        if not contact.may_send():
+            return
         try:
-            for tp in app.consumer.assignment():
-                if tp.topic == settings.topic_ticks:
-                    await ticks.send(value=TICK, partition=tp.partition)
+            sent = [
+                asyncio.ensure_future(await ticks.send(value=TICK, partition=p))
+                for p in tick_partitions()
+            ]
         except Exception as exc:  # noqa: BLE001 - a missed tick only delays idle advance
             log.warning("could not send ticks (%s); retrying next interval", type(exc).__name__)
+            return
+        contact.sent(sent)
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        partitions = len(tick_partitions())
+        ready = contact.ready(partitions)
+        age = contact.age()
+        body = {
+            "ready": ready,
+            "partitions": partitions,
+            "broker_ack_age_seconds": None if age == float("inf") else round(age, 3),
+        }
+        return web.json(body, status=200 if ready else 503)
 
     async def on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         processor.on_rebalance()

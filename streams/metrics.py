@@ -162,6 +162,11 @@ class StreamMetrics:
             registry=registry,
         )
         self._partition_children: dict[int, tuple[Any, Any, Any]] = {}
+        self.broker_ack_age = Gauge(
+            "kmg_broker_ack_age_seconds",
+            "Seconds since the broker last acknowledged this worker's ticks (+Inf before one)",
+            registry=registry,
+        )
 
     def event(self, kind: str, outcome: str, count: int = 1) -> None:
         """Count messages of one kind and outcome."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from streams.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
@@ -206,6 +208,14 @@ def test_kafka_has_a_healthcheck_the_worker_waits_for() -> None:
     probe = " ".join(_service("kafka")["healthcheck"]["test"])
     assert "kafka-broker-api-versions.sh" in probe
     assert _depends_on("worker") == {"kafka": "service_healthy"}
+
+
+def test_the_workers_healthcheck_asks_whether_the_broker_answers_it() -> None:
+    probe = " ".join(_service("worker")["healthcheck"]["test"])
+    assert f"127.0.0.1:{_env('worker')['KMG_WEB_PORT']}/ready" in probe
+    # The worker's own deadline for a stop falls inside the grace compose gives it.
+    grace = _service("worker")["stop_grace_period"]
+    assert grace.endswith("s") and float(grace[:-1]) > Settings().shutdown_grace_seconds
 
 
 def test_worker_builds_from_the_dockerfile() -> None:

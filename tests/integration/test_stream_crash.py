@@ -12,10 +12,13 @@ import asyncio
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.worker import RUNNING_MARKER
@@ -148,7 +151,9 @@ def test_broker_stop_and_start_in_the_middle_of_the_feed_loses_nothing(
         _kafka_local("stop", port, data)
 
 
-def test_a_stop_while_the_broker_is_gone_ends_within_its_grace(tmp_path: Path) -> None:
+def test_with_the_broker_gone_a_worker_is_not_ready_and_stops_within_its_grace(
+    tmp_path: Path,
+) -> None:
     # Found by review: SIGTERM with the broker down waited on the producer for minutes (until
     # the broker came back), past any orchestrator's grace period.
     from tests.conftest import SCENARIOS
@@ -162,8 +167,11 @@ def test_a_stop_while_the_broker_is_gone_ends_within_its_grace(tmp_path: Path) -
         worker = deployment.start_worker("w1")
         alerts = asyncio.run(deployment.read_alerts(lambda got: len(got) >= 2, 120))
         assert len(alerts) >= 2, worker.log_tail()
+        assert _ready(worker.web_port, want=200, within=30)["ready"] is True
         _kafka_local("stop", port, data)
-        time.sleep(5)  # the worker notices; its ticks queue for a broker that is gone
+        # Not ready once no tick has been acknowledged for 3 intervals and 10 s (16 s here).
+        gone = _ready(worker.web_port, want=503, within=60)
+        assert gone["ready"] is False and gone["broker_ack_age_seconds"] > 16
         started = time.monotonic()
         status = worker.stop(timeout=90)
         took = time.monotonic() - started
@@ -178,3 +186,18 @@ def test_a_stop_while_the_broker_is_gone_ends_within_its_grace(tmp_path: Path) -
     finally:
         deployment.stop_workers()
         _kafka_local("stop", port, data)
+
+
+def _ready(port: int, want: int, within: float) -> dict[str, Any]:
+    """Poll /ready until it answers `want`; return its body."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+        if status == want or time.monotonic() > deadline:
+            assert status == want, body
+            return dict(orjson.loads(body))
+        time.sleep(1)
