@@ -183,7 +183,7 @@ def _stream_settings() -> Settings:
 def _unreachable(settings: Settings, exc: Exception) -> UsageError:
     name = type(exc).__name__
     return UsageError(
-        f"KMG_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: no broker answered ({name})"
+        f"KMG_KAFKA_BOOTSTRAP {settings.kafka_bootstrap}: the broker did not answer ({name})"
     )
 
 
@@ -220,13 +220,18 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from streams.producer import produce
 
     settings = _stream_settings()
     with ExitStack() as stack:
         inputs = _open_inputs(stack, args.files)
         lines = (line for _, fh, _ in inputs for line in fh)
-        counts = asyncio.run(produce(settings, lines, final=args.final))
+        try:
+            counts = asyncio.run(produce(settings, lines, final=args.final))
+        except KafkaError as exc:
+            raise _unreachable(settings, exc) from None
     body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"
     print(f"produced: {body}", file=sys.stderr)
     return 0
@@ -235,13 +240,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from streams.simulate import simulate
 
     if args.rate <= 0 or args.patients < 1:
         raise UsageError("--rate must be > 0 and --patients >= 1")
-    counts = asyncio.run(
-        simulate(_stream_settings(), args.rate, args.patients, args.duration, seed=args.seed)
-    )
+    settings = _stream_settings()
+    try:
+        counts = asyncio.run(
+            simulate(settings, args.rate, args.patients, args.duration, seed=args.seed)
+        )
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from None
     body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"
     print(f"simulated: {body}", file=sys.stderr)
     return 0

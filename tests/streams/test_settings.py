@@ -9,9 +9,10 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from alerts.rule_config import ConfigError, RuleConfig
-from streams import topics
+from streams import producer, simulate, topics
 from streams.cli import main
 from streams.settings import RULE_PARAMETERS, Compression, LogLevel, ProcessingGuarantee, Settings
+from tests.conftest import SCENARIOS
 
 
 @pytest.fixture(autouse=True)
@@ -166,15 +167,23 @@ def test_a_bad_variable_is_one_line_naming_it_before_the_broker_is_asked(
     assert err.count("\n") == 1 and said in err, err
 
 
-def test_a_broker_that_never_answers_is_one_line(monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("module", "function", "argv"),
+    [
+        (topics, "ensure_topics", ["topics"]),
+        (producer, "produce", ["produce", str(SCENARIOS / "01_mg_not_checked_basic.ndjson")]),
+        (simulate, "simulate", ["simulate", "--rate", "10", "--patients", "2"]),
+    ],
+    ids=["topics", "produce", "simulate"],
+)
+def test_a_broker_that_never_answers_is_one_line(monkeypatch, capsys, module, function, argv):
     monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
 
-    async def unreachable(settings, attempts=30):
+    async def unreachable(*args, **kwargs):
         raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
 
-    monkeypatch.setattr(topics, "ensure_topics", unreachable)
-    assert main(["topics"]) == 2
+    monkeypatch.setattr(module, function, unreachable)
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert (
-        err == "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: no broker answered (KafkaConnectionError)\n"
-    )
+    said = "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: the broker did not answer (KafkaConnectionError)"
+    assert err == said + "\n"
