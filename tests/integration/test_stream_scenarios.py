@@ -126,17 +126,7 @@ def test_a_message_near_the_brokers_size_limit_is_dead_lettered_whole(cfg, tmp_p
     deployment.produce(feed, final=True)
     worker = deployment.start_worker("w1")
     try:
-        alerts = asyncio.run(
-            deployment.read_alerts(lambda got: len(got) >= len(expected), 120, alive=worker.alive)
-        )
-        assert count_rows(alerts) == count_rows(expected), worker.log_tail()
-        dead: list[Any] = []
-
-        def take(records: list[Any]) -> bool:
-            dead.extend(records)
-            return bool(dead)
-
-        asyncio.run(deployment.read_topic("dead-letter", take, 60, settle=2))
+        dead = _dead_letters_after_the_alerts(deployment, worker, expected)
         assert [(r.value, dict(r.headers)["reason"]) for r in dead] == [(big, b"too_large")]
         assert worker.stop() == 0, worker.log_tail()
     finally:
@@ -160,17 +150,7 @@ def test_a_dead_letter_topic_too_small_for_an_input_gets_its_head(cfg, tmp_path:
     deployment.produce(feed, final=True)
     worker = deployment.start_worker("w1")
     try:
-        alerts = asyncio.run(
-            deployment.read_alerts(lambda got: len(got) >= len(expected), 120, alive=worker.alive)
-        )
-        assert count_rows(alerts) == count_rows(expected), worker.log_tail()
-        dead: list[Any] = []
-
-        def take(records: list[Any]) -> bool:
-            dead.extend(records)
-            return bool(dead)
-
-        asyncio.run(deployment.read_topic("dead-letter", take, 60, settle=2))
+        dead = _dead_letters_after_the_alerts(deployment, worker, expected)
         [letter] = dead
         headers = dict(letter.headers)
         assert letter.value == big[:DEAD_LETTER_HEAD_BYTES]
@@ -183,6 +163,24 @@ def test_a_dead_letter_topic_too_small_for_an_input_gets_its_head(cfg, tmp_path:
     finally:
         deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
+
+
+def _dead_letters_after_the_alerts(
+    deployment: Deployment, worker: Any, expected: list[dict[str, Any]]
+) -> list[Any]:
+    """Wait for replay's alerts on the alerts topic; return what the dead-letter topic holds."""
+    alerts = asyncio.run(
+        deployment.read_alerts(lambda got: len(got) >= len(expected), 120, alive=worker.alive)
+    )
+    assert count_rows(alerts) == count_rows(expected), worker.log_tail()
+    dead: list[Any] = []
+
+    def take(records: list[Any]) -> bool:
+        dead.extend(records)
+        return bool(dead)
+
+    asyncio.run(deployment.read_topic("dead-letter", take, 60, settle=2))
+    return dead
 
 
 async def _small_topic(bootstrap: str, name: str, max_bytes: int) -> None:
