@@ -285,7 +285,7 @@ class Decoder:
         if resulted < collected:
             return DeadLetter("resulted_before_collected", "resulted_at < collected_at", raw)
         if resulted > self._latest:
-            return DeadLetter("bad_timestamp", "resulted_at: too late for the rules' timers", raw)
+            return DeadLetter("bad_timestamp:resulted_at", "too late for the rules' timers", raw)
         patient_id, event_id = obj["patient_id"], obj["event_id"]
         if status is _PRELIMINARY:
             return _new(Ignored, (patient_id, event_id, _PRELIMINARY_RESULT))
@@ -322,7 +322,7 @@ class Decoder:
         if type(dose) is float and not math.isfinite(dose):
             return DeadLetter("non_finite_value", f"dose {dose}", raw)
         if at > self._latest:
-            return DeadLetter("bad_timestamp", "at: too late for the rules' timers", raw)
+            return DeadLetter("bad_timestamp:at", "too late for the rules' timers", raw)
         key = (code, name)
         classes = self._med_classes.get(key)
         if classes is None:

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=60.0, ge=6)
     # A stop that has not finished by then (the broker gone, the producer waiting on it) ends
     # the process: what was not acknowledged is not committed, and the next start takes it.
-    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    # At least 5 s: a clean stop's own teardown takes about 1.5 s after its services stop.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=5)
     # A batch waits for its alerts' acks: lingering would add to every alert's latency, and
     # a batch's changelog records are queued together anyway.
     producer_linger_seconds: float = Field(default=0.0, ge=0)

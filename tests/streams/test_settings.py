@@ -131,7 +131,14 @@ def test_every_rule_parameter_has_a_setting():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"partitions": 0}, {"web_port": 70000}, {"tick_interval_seconds": 0}]
+    "kwargs",
+    [
+        {"partitions": 0},
+        {"web_port": 70000},
+        {"tick_interval_seconds": 0},
+        # Found by review: a grace shorter than a clean stop's teardown ended clean stops.
+        {"shutdown_grace_seconds": 1},
+    ],
 )
 def test_unusable_settings_are_refused(kwargs):
     with pytest.raises(ValidationError):
