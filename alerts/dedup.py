@@ -33,6 +33,16 @@ class SeenEvents:
         """Return the availability time an id is remembered for, at least."""
         return self._horizon
 
+    @property
+    def forgotten_before(self) -> Micros | None:
+        """Return an availability before which ids may have been forgotten, if any may have.
+
+        An id is dropped with its generation two turns after it came, so its event's
+        availability lies a horizon behind the current generation's start: a copy taken for a
+        new event always comes from before this instant.
+        """
+        return None if self._started is None else self._started - self._horizon
+
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
 

@@ -42,6 +42,7 @@ def release_by_patient(
     sink: AlertSink,
     *,
     skip_quiet: bool = False,
+    copies: bool = False,
 ) -> int:
     """Apply every event (in any order given) and run every timer; hand `sink` the alerts in order.
 
@@ -51,7 +52,8 @@ def release_by_patient(
 
     With `skip_quiet`, a new patient whose events are quiet (`is_quiet`) is not applied and gets
     no state: a caller that needs the alerts and counts but not the states (a replay) saves the
-    engine's work on them. Return the number of such patients.
+    engine's work on them. `copies` says events may share their release key (release_order).
+    Return the number of such patients.
     """
     by_patient: dict[str, list[LabResult | Medication]] = {}
     for ev in events:
@@ -71,7 +73,7 @@ def release_by_patient(
                 patient_events.clear()
                 continue
             state = PatientState(pid)
-        sort_for_release(patient_events)
+        sort_for_release(patient_events, copies)
         _release_patient(engine, state, patient_events, placed)
         patient_events.clear()
         states[pid] = state

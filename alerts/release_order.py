@@ -23,11 +23,17 @@ def release_key(ev: LabResult | Medication) -> tuple[Any, ...]:
     )
 
 
-def sort_for_release(events: list[Any]) -> None:
-    """Sort events into release order in place."""
+def sort_for_release(events: list[Any], copies: bool = False) -> None:
+    """Sort events into release order in place; `copies` when some may share (a, patient, id).
+
+    Tuple order is the release order while (a, patient_id, event_id) decides; for copies of one
+    event (its id taken again once the duplicate horizon had passed) it is not total: a set of
+    classes compares by inclusion, and None against a value raises.
+    """
+    if copies:
+        events.sort(key=release_key)
+        return
     try:
-        events.sort()  # tuple order: (a, patient_id, event_id) decides but for copies
-    except TypeError:
-        # Copies of one event (its id taken again once the duplicate horizon has passed) share
-        # (a, patient_id, event_id), and their other fields may be None against a value.
+        events.sort()
+    except TypeError:  # copies the caller did not expect: the total order still holds
         events.sort(key=release_key)

@@ -94,7 +94,7 @@ def _run_batches(fh: IO[bytes]) -> Iterator[list[LabResult | Medication]]:
 
 
 def _merged_blocks(
-    sources: list[Iterator[list[LabResult | Medication]]],
+    sources: list[Iterator[list[LabResult | Medication]]], copies: bool
 ) -> Iterator[list[LabResult | Medication]]:
     """Merge sorted sources of sorted batches into consecutive sorted blocks.
 
@@ -109,14 +109,15 @@ def _merged_blocks(
         if batch:
             heads.append((batch, 0, source))
     while heads:
-        bound = min((batch[-1] for batch, _, _ in heads), key=release_key)
+        key = release_key if copies else None  # runs sorted before copies came agree with it
+        bound = min((batch[-1] for batch, _, _ in heads), key=key)
         block: list[LabResult | Medication] = []
         kept: list[tuple[list[LabResult | Medication], int, Iterator[Any]]] = []
         for batch, start, source in heads:
-            try:
-                cut = bisect.bisect_right(batch, bound, start)
-            except TypeError:  # copies of one event share its release key (release_order)
+            if copies:
                 cut = bisect.bisect_right(batch, release_key(bound), start, key=release_key)
+            else:
+                cut = bisect.bisect_right(batch, bound, start)
             block += batch[start:cut]
             if cut < len(batch):
                 kept.append((batch, cut, source))
@@ -125,7 +126,7 @@ def _merged_blocks(
             if batch:
                 kept.append((batch, 0, source))
         heads = kept
-        sort_for_release(block)
+        sort_for_release(block, copies)
         yield block
 
 
@@ -139,6 +140,9 @@ class ExternalSorter:
         self._runs: list[IO[bytes]] = []
         self._levels: list[int] = []  # of each run: merged from _FAN_IN ** level chunks
         self._spilled = 0
+        # Set by the reader when events may share (a, patient_id, event_id): from then on every
+        # sort and merge uses the total order (alerts/release_order.py).
+        self.copies = False
 
     @property
     def runs(self) -> int:
@@ -152,7 +156,7 @@ class ExternalSorter:
             self._spill()
 
     def _spill(self) -> None:
-        sort_for_release(self._chunk)
+        sort_for_release(self._chunk, self.copies)
         self._runs.append(self._written([self._chunk]))
         self._levels.append(0)
         self._spilled += 1
@@ -161,7 +165,9 @@ class ExternalSorter:
         while len(self._levels) >= _FAN_IN and self._levels[-_FAN_IN] == self._levels[-1]:
             merged = self._runs[-_FAN_IN:]
             try:
-                run = self._written(_merged_blocks([_run_batches(fh) for fh in merged]))
+                run = self._written(
+                    _merged_blocks([_run_batches(fh) for fh in merged], self.copies)
+                )
             finally:
                 for fh in merged:
                     fh.close()
@@ -193,7 +199,7 @@ class ExternalSorter:
 
     def blocks(self) -> Iterator[list[LabResult | Medication]]:
         """Yield every event once, in release order, as consecutive sorted lists."""
-        sort_for_release(self._chunk)
+        sort_for_release(self._chunk, self.copies)
         chunk, self._chunk = self._chunk, []
         if not self._runs:
             # Handed out in batches from the end of the reversed chunk, so each batch's events
@@ -208,7 +214,7 @@ class ExternalSorter:
         sources = [_run_batches(fh) for fh in self._runs]
         sources.append(iter([chunk]))
         try:
-            yield from _merged_blocks(sources)
+            yield from _merged_blocks(sources, self.copies)
         finally:
             for fh in self._runs:
                 fh.close()

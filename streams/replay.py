@@ -213,6 +213,11 @@ class Replay:
                         ids = seen[ev[1]] = SeenEvents(horizon)
                     if ids.first_sighting(ev[2], ev[0]):
                         add(ev)
+                        forgotten = ids.forgotten_before
+                        if forgotten is not None and ev[0] < forgotten:
+                            # Perhaps a copy of a forgotten event: (a, patient_id, event_id)
+                            # may be shared, and only the total order keeps output steady.
+                            self.sorter.copies = True
                     else:
                         duplicates += 1
                 else:
@@ -260,8 +265,14 @@ class Replay:
         try:
             if by_patient:
                 # A replay keeps no state past its end, so patients who cannot alert are skipped.
+                copies = self.sorter.copies
                 quiet = release_by_patient(
-                    self.engine, self.states, self.sorter.take(), self._emit, skip_quiet=True
+                    self.engine,
+                    self.states,
+                    self.sorter.take(),
+                    self._emit,
+                    skip_quiet=True,
+                    copies=copies,
                 )
             else:
                 self._release_in_time_order()
