@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from alerts.rule_config import ConfigError, RuleConfig
+from streams.output_failure import OutputFailed
 from streams.progress import ProgressBar
-from streams.replay import NdjsonWriter, OutputFailed, Replay
+from streams.replay import NdjsonWriter, Replay
 from streams.rule_files import DEFAULT_RULES, load_rule_config
 
 if TYPE_CHECKING:

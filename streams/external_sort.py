@@ -11,6 +11,7 @@ from typing import IO, Any, cast
 
 from alerts.events import Analyte, LabResult, LabStatus, MedAction, MedClass, Medication
 from alerts.release_order import release_key, sort_for_release
+from streams.output_failure import OutputFailed
 
 _BATCH = 4096
 # Runs merged at once: a spilled run holds a file open until merged, and a process may have
@@ -177,12 +178,19 @@ class ExternalSorter:
 
     def _written(self, blocks: Iterable[list[LabResult | Medication]]) -> IO[bytes]:
         """Write sorted blocks to a new run file, in batches; return it, open."""
-        fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
-        for block in blocks:
-            for i in range(0, len(block), _BATCH):
-                blob = marshal.dumps([_plain(ev) for ev in block[i : i + _BATCH]])
-                fh.write(len(blob).to_bytes(_HEADER, "little"))
-                fh.write(blob)
+        try:
+            fh = tempfile.TemporaryFile(prefix="kmg-run-", dir=self.spill_dir)  # noqa: SIM115 (kept open until merged)
+            for block in blocks:
+                for i in range(0, len(block), _BATCH):
+                    blob = marshal.dumps([_plain(ev) for ev in block[i : i + _BATCH]])
+                    fh.write(len(blob).to_bytes(_HEADER, "little"))
+                    fh.write(blob)
+            fh.flush()  # a full disk is found here, not when the run is read back
+        except OSError as exc:  # not the input's fault: named as the disk it is
+            where = self.spill_dir or tempfile.gettempdir()
+            raise OutputFailed(
+                f"cannot write a sorted run in {where}: {exc.strerror or exc}"
+            ) from None
         return fh
 
     def take(self) -> list[LabResult | Medication]:

@@ -23,6 +23,7 @@ from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, EventTimeScheduler
 from alerts.state import PatientState
 from streams.external_sort import ExternalSorter
+from streams.output_failure import OutputFailed
 
 _FLUSH_BYTES = 1 << 20
 _OTHER_MEDICATION = IgnoreReason.OTHER_MEDICATION
@@ -98,10 +99,6 @@ def dead_letter_record(dead: DeadLetter, source: dict[str, Any]) -> dict[str, An
         record["raw_base64"] = base64.b64encode(dead.raw).decode("ascii")
     record.update(source)
     return record
-
-
-class OutputFailed(Exception):
-    """An output could not be written (a full disk, a device error); the message names it."""
 
 
 class NdjsonWriter:

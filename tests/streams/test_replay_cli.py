@@ -469,3 +469,20 @@ def test_a_line_in_utf16_is_dead_lettered_with_or_without_its_line_end(basic_fil
     assert done.returncode == 0, done.stderr
     assert [d["reason"] for d in ndjson(dlq.read_bytes())] == ["bad_json", "bad_json"]
     assert done.stdout == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_disk_too_full_for_the_sorted_runs_is_a_write_failure(basic_file, monkeypatch, capsys):
+    # Found by review: a spill that could not be written was reported as an unreadable input.
+    from streams import external_sort, replay
+
+    def full_disk(**kwargs):
+        return open("/dev/full", "w+b")  # noqa: SIM115 - the sorter keeps its runs open
+
+    monkeypatch.setattr(external_sort.tempfile, "TemporaryFile", full_disk)
+    monkeypatch.setattr(
+        replay, "ExternalSorter", lambda chunk_size: external_sort.ExternalSorter(1)
+    )
+    assert main(["replay", str(basic_file), "--out", os.devnull]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kmg: cannot write a sorted run in ") and "No space left" in err
