@@ -42,16 +42,18 @@ class TopicOutbox:
         """Send one dead letter; return what completes once the broker has acknowledged it.
 
         A dead-letter topic made with a smaller `max.message.bytes` than its inputs' refuses
-        the largest inputs: then the head of the input goes, with its full size and digest in
-        the headers, rather than the worker stopping on it at every start.
+        the largest inputs: then the head of the input goes (or, should the topic refuse even
+        that, its headers alone), with its full size and digest in the headers, rather than
+        the worker stopping on it at every start. Such a dead letter may land after ones sent
+        later.
         """
         try:
             sent = await self._send(partition, key, value, headers)
         except MessageSizeTooLargeError:  # larger than the producer's own request limit
-            return await self._head(partition, key, value, headers)
-        return asyncio.ensure_future(self._or_head(sent, partition, key, value, headers))
+            sent = None
+        return asyncio.ensure_future(self._settled(sent, partition, key, value, headers))
 
-    async def _or_head(
+    async def _settled(
         self,
         sent: Any,
         partition: int,
@@ -59,27 +61,32 @@ class TopicOutbox:
         value: bytes,
         headers: list[tuple[str, bytes]],
     ) -> Any:
-        try:
-            return await sent
-        except MessageSizeTooLargeError:  # the broker refused it for the topic
-            return await (await self._head(partition, key, value, headers))
-
-    async def _head(
-        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> Acknowledged:
-        log.error(
-            "the dead-letter topic %s refused a dead letter of %d bytes as too large; sending "
-            "its first %d bytes (raise the topic's max.message.bytes to keep them whole)",
-            self.dead_letters,
-            len(value),
-            DEAD_LETTER_HEAD_BYTES,
-        )
+        if sent is not None:
+            try:
+                return await sent
+            except MessageSizeTooLargeError:  # the broker refused it for the topic
+                pass
         told = [
             *headers,
             ("truncated_from_bytes", str(len(value)).encode()),
             ("sha256", hashlib.sha256(value).hexdigest().encode()),
         ]
-        return await self._send(partition, key, value[:DEAD_LETTER_HEAD_BYTES], told)
+        self._refused(len(value), DEAD_LETTER_HEAD_BYTES)
+        try:
+            head = value[:DEAD_LETTER_HEAD_BYTES]
+            return await (await self._send(partition, key, head, told))
+        except MessageSizeTooLargeError:  # a topic smaller still: the headers say what it was
+            self._refused(len(value), 0)
+            return await (await self._send(partition, key, b"", told))
+
+    def _refused(self, size: int, kept: int) -> None:
+        log.error(
+            "the dead-letter topic %s refused a dead letter of %d bytes as too large; sending "
+            "its first %d bytes (raise the topic's max.message.bytes to keep them)",
+            self.dead_letters,
+            size,
+            kept,
+        )
 
     async def _send(
         self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
