@@ -279,12 +279,16 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         }
         return web.json(body, status=200 if ready else 503)
 
-    async def on_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         processor.on_rebalance()
 
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        processor.on_rebalance()
+        contact.joined()
+
     # mode's declared receiver type rejects any plain function; send() calls it like this.
-    app.on_partitions_revoked.connect(on_rebalance)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(on_rebalance)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -20,7 +20,12 @@ class BrokerContact:
         self.patience = patience
         self.clock = clock
         self.acked_at: float | None = None
+        self.assigned = False  # the group has given this worker its partitions (perhaps none)
         self._pending: list[asyncio.Future[Any]] = []
+
+    def joined(self) -> None:
+        """Note that the consumer group has assigned this worker its partitions."""
+        self.assigned = True
 
     def may_send(self) -> bool:
         """Say whether the last ticks are settled (acknowledged or failed), so more may go."""
@@ -42,5 +47,8 @@ class BrokerContact:
         return float("inf") if self.acked_at is None else self.clock() - self.acked_at
 
     def ready(self, partitions: int) -> bool:
-        """Say whether the worker is ready: it holds no partition, or the broker answers it."""
-        return partitions == 0 or self.age() <= self.patience
+        """Say whether the worker is ready: the broker answers it, or, once the group has
+        assigned it nothing, there is nothing it could fail to do."""
+        if partitions == 0:
+            return self.assigned
+        return self.age() <= self.patience

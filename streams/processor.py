@@ -187,6 +187,7 @@ class StreamProcessor:
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[_Letter] = []
         self._aside: list[_Letter] = []  # buffered events set aside while handling this message
+        self._emitted: tuple[list[tuple[int, Alert]], list[_Letter]] = ([], [])
 
     def on_rebalance(self) -> None:
         """Forget what is in memory: after a rebalance the table is the only truth.
@@ -198,6 +199,12 @@ class StreamProcessor:
         self._stale = True
         self._next_offset.clear()
         self.store.discard()
+        try:
+            held = self.backlog.assigned()
+        except Exception:  # noqa: BLE001 - no consumer yet: the next message tells
+            return
+        # A worker left with no partition gets no message that would drop its gauges.
+        self.metrics.keep_partitions(held)
 
     # -- messages -------------------------------------------------------------------------
 
@@ -241,6 +248,7 @@ class StreamProcessor:
                 await self.handle(msg)
             return None
         sent = await self._emit()  # if it fails, the batch is taken again: counted then
+        self._count_emitted()
         for (kind, outcome), n in Counter(counted).items():
             self._count(kind, outcome, n)
         await self.store.flush(scope, after=sent)
@@ -266,6 +274,7 @@ class StreamProcessor:
         sent = await self._emit()  # if it fails, the message is taken again: counted then
         if sent is not None:
             await sent  # one message at a time: its outputs before its state
+        self._count_emitted()
         if counted is not None:
             self._count(*counted)
         await self.store.flush()
@@ -443,16 +452,23 @@ class StreamProcessor:
         if alerts:
             records = [(p, a.patient_id.encode(), orjson.dumps(a.to_wire())) for p, a in alerts]
             pending.append(await self.outbox.publish_alerts(records))
-            for _, a in alerts:
-                self.metrics.alert(a.rule, a.status, a.severity)
         for letter in letters:
             pending.append(
                 await self.outbox.dead_letter(
                     letter.partition, letter.key, letter.value, letter.headers
                 )
             )
-            self.metrics.dead_letter(letter.reason)
+        self._emitted = (alerts, letters)  # counted by the caller once they are sent
         return asyncio.gather(*pending) if pending else None
+
+    def _count_emitted(self) -> None:
+        """Count the alerts and dead letters of the last _emit, once they are sent for good."""
+        alerts, letters = self._emitted
+        self._emitted = ([], [])
+        for _, a in alerts:
+            self.metrics.alert(a.rule, a.status, a.severity)
+        for letter in letters:
+            self.metrics.dead_letter(letter.reason)
 
     def _count(self, kind: str, outcome: str, n: int = 1) -> None:
         self.metrics.event(kind, outcome, n)

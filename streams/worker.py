@@ -68,9 +68,8 @@ class SentinelWorker(faust.Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
-        repeats = RepeatedLines()
         for handler in logger.handlers:
-            handler.addFilter(repeats)
+            handler.addFilter(RepeatedLines())  # one each: a shared one would pass a line once
 
     def _schedule_shutdown(self, signal: signal.Signals) -> None:
         deadline = threading.Timer(self.grace_seconds, self._stop_now)

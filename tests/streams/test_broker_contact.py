@@ -12,7 +12,10 @@ def test_readiness_follows_the_acknowledgements_of_ticks():
         now = [100.0]
         contact = BrokerContact(patience=16.0, clock=lambda: now[0])
         assert not contact.ready(partitions=2)  # nothing acknowledged yet
-        assert contact.ready(partitions=0)  # a worker that holds nothing has nothing to send
+        # Found by review: before the group assigned anything it said ready.
+        assert not contact.ready(partitions=0)
+        contact.joined()
+        assert contact.ready(partitions=0)  # assigned nothing: nothing it could fail to do
         loop = asyncio.get_running_loop()
         first = [loop.create_future(), loop.create_future()]
         assert contact.may_send()

@@ -390,6 +390,36 @@ def test_a_message_whose_outputs_failed_is_counted_once_when_taken_again(cfg):
     asyncio.run(take_twice())
     assert [value for _, _, value, _ in rig.outbox.dead] == [invalid]
     assert rig.metric("kmg_events_total", kind="unknown", outcome="dead_letter") == 1
+    # Found by review: the dead letter itself was counted at each attempt.
+    assert rig.metric("kmg_dead_letters_total", reason_class="missing_field") == 1
+
+
+def test_a_message_whose_acknowledgement_failed_counts_its_outputs_once(cfg):
+    class RefusingOutbox(Outbox):
+        refusals = 1
+
+        async def dead_letter(self, *args: Any) -> Any:
+            sent = await super().dead_letter(*args)
+            if self.refusals:
+                self.refusals -= 1
+                failed = asyncio.get_running_loop().create_future()
+                failed.set_exception(TimeoutError("not acknowledged"))
+                return failed
+            return sent
+
+    invalid = b'{"kind": "lab_result", "event_id": "x-1", "patient_id": "P01"}'
+    rig = _rig(cfg, [invalid], partitions=1, final=False, outbox=RefusingOutbox())
+    msg = InputMessage(LABS, 0, 0, b"P01", invalid)
+
+    async def take_twice() -> None:
+        with pytest.raises(TimeoutError):
+            await rig.processor.handle(msg)
+        rig.processor.on_rebalance()
+        await rig.processor.handle(msg)
+
+    asyncio.run(take_twice())
+    assert rig.metric("kmg_dead_letters_total", reason_class="missing_field") == 1
+    assert rig.metric("kmg_events_total", kind="unknown", outcome="dead_letter") == 1
 
 
 def test_the_lag_of_a_partition_without_events_is_not_a_number(cfg):
@@ -421,3 +451,15 @@ def test_after_a_rebalance_only_the_partitions_still_held_are_reported(cfg, monk
     reported = {s.labels["partition"] for m in rig.registry.collect() for s in m.samples
                 if m.name == "kmg_pending_timers"}  # fmt: skip
     assert reported == {"1"}
+
+
+def test_a_worker_left_with_no_partition_reports_none(cfg, monkeypatch):
+    # Found by review: without a message after the rebalance, the frozen gauges stayed.
+    rig = _rig(cfg, _lines(SCENARIO_01), partitions=3, final=False)
+    rig.consume(random.Random(0))
+    rig.tick(5.0)
+    monkeypatch.setattr(rig.backlog, "assigned", lambda: set())
+    rig.processor.on_rebalance()
+    reported = {s.labels["partition"] for m in rig.registry.collect() for s in m.samples
+                if m.name.startswith(("kmg_pending_timers", "kmg_watermark_lag"))}  # fmt: skip
+    assert reported == set()
