@@ -189,7 +189,7 @@ class ExternalSorter:
         except OSError as exc:  # not the input's fault: named as the disk it is
             where = self.spill_dir or tempfile.gettempdir()
             raise OutputFailed(
-                f"cannot write a sorted run in {where}: {exc.strerror or exc}"
+                f"cannot spill a sorted run in {where}: {exc.strerror or exc}"
             ) from None
         return fh
 

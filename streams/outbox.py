@@ -15,6 +15,7 @@ log = logging.getLogger("kmg.outbox")
 
 # What a dead letter keeps of an input its topic refuses whole: enough to see what it was.
 DEAD_LETTER_HEAD_BYTES = 65_536
+_HEADER_BYTES = 256  # of each header, when the headers must go alone
 
 
 class TopicOutbox:
@@ -71,13 +72,18 @@ class TopicOutbox:
             ("truncated_from_bytes", str(len(value)).encode()),
             ("sha256", hashlib.sha256(value).hexdigest().encode()),
         ]
-        self._refused(len(value), DEAD_LETTER_HEAD_BYTES)
-        try:
-            head = value[:DEAD_LETTER_HEAD_BYTES]
-            return await (await self._send(partition, key, head, told))
-        except MessageSizeTooLargeError:  # a topic smaller still: the headers say what it was
-            self._refused(len(value), 0)
-            return await (await self._send(partition, key, b"", told))
+        if len(value) > DEAD_LETTER_HEAD_BYTES:
+            self._refused(len(value), DEAD_LETTER_HEAD_BYTES)
+            try:
+                head = value[:DEAD_LETTER_HEAD_BYTES]
+                return await (await self._send(partition, key, head, told))
+            except MessageSizeTooLargeError:
+                pass
+        # A topic smaller still: the headers alone, each cut short (a reason or detail may
+        # quote the input), say what it was.
+        self._refused(len(value), 0)
+        short = [(name, text[:_HEADER_BYTES]) for name, text in told]
+        return await (await self._send(partition, key, b"", short))
 
     def _refused(self, size: int, kept: int) -> None:
         log.error(

@@ -209,12 +209,13 @@ class Replay:
                     if ids is None:
                         ids = seen[ev[1]] = SeenEvents(horizon)
                     if ids.first_sighting(ev[2], ev[0]):
-                        add(ev)
                         forgotten = ids.forgotten_before
                         if forgotten is not None and ev[0] < forgotten:
                             # Perhaps a copy of a forgotten event: (a, patient_id, event_id)
-                            # may be shared, and only the total order keeps output steady.
+                            # may be shared, and only the total order keeps output steady;
+                            # set before the add, which may spill and merge runs.
                             self.sorter.copies = True
+                        add(ev)
                     else:
                         duplicates += 1
                 else:

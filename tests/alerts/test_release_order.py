@@ -8,6 +8,7 @@ import pytest
 
 from alerts.events import MedAction, MedClass, Medication
 from alerts.release_order import release_key, sort_for_release
+from tests.alerts.feed import kcl, mg, t
 from tests.alerts.harness import replay
 
 K = frozenset({MedClass.POTASSIUM_REPLETION})
@@ -87,3 +88,25 @@ def test_copies_whose_classes_differ_give_one_output_whatever_the_arrival_and_th
                       if a["trigger_event_id"] == "m1"]  # fmt: skip
                 outputs.add(tuple(m1))
     assert len(outputs) == 1, outputs
+
+
+@pytest.mark.parametrize(
+    ("fillers", "before"),
+    [(12, False), (4095, True)],
+    ids=["copy_completes_16th_run", "copies_astride_a_batch_of_the_run"],
+)
+def test_a_copy_that_fills_the_chunk_is_sorted_in_the_total_order(fillers, before):
+    # Found by review: the replay noted a possible copy after adding it, and that add could
+    # spill (and merge sixteen runs) in tuple order first.
+    first = kcl("X", t("08:00"), name="Potassium chloride", encounter="ENC-A")
+    copy = kcl("X", t("08:00"), name="Potassium chloride with furosemide", encounter="ENC-B")
+    turns = [mg("F", 2.0, t("08:00", day=9)), mg("G", 2.0, t("08:00", day=17))]  # X forgotten
+    # Results of other patients, sorting before the copies (07:00) or after them (09:00).
+    at = t("07:00") if before else t("09:00")
+    others = [mg(f"Q{i}", 2.0, at, patient=f"Q{i:05d}") for i in range(fillers)]
+    feed = [*others, first, *turns, copy] if before else [first, *turns, *others, copy]
+    expected = replay(feed, chunk_size=10**6).alerts
+    assert expected
+    for chunk_size in (1, 2, 3, len(feed)):
+        for time_order in (False, True):
+            assert replay(feed, chunk_size=chunk_size, time_order=time_order).alerts == expected

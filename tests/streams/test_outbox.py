@@ -68,3 +68,24 @@ def test_a_dead_letter_lands_whole_cut_or_as_its_headers(limit, kept):
         assert headers["sha256"] == hashlib.sha256(big).hexdigest().encode()
     else:
         assert "truncated_from_bytes" not in headers
+
+
+def test_headers_that_quote_a_long_input_are_cut_when_they_must_go_alone():
+    # Found by review: a reason and detail quoting a 30,000-character unit exceeded the topic's
+    # limit even with no value, and the dead letter was refused for good.
+    unit = "x" * 30_000
+    value = b'{"unit": "' + unit.encode() + b'"}'
+    headers = [("reason", f"bad_unit:{unit}".encode()), ("detail", f"in {unit!r}".encode())]
+
+    async def run() -> list[tuple[bytes, dict[str, bytes]]]:
+        app = _App(50_000)
+        await asyncio.gather(
+            await TopicOutbox(app, "alerts", "dead").dead_letter(0, b"P1", value, headers)
+        )
+        return app.producer.stored
+
+    [(stored, told)] = asyncio.run(run())
+    assert stored == b""
+    assert told["reason"] == f"bad_unit:{unit}".encode()[:256]
+    assert told["truncated_from_bytes"] == str(len(value)).encode()
+    assert told["sha256"] == hashlib.sha256(value).hexdigest().encode()

@@ -485,4 +485,4 @@ def test_a_disk_too_full_for_the_sorted_runs_is_a_write_failure(basic_file, monk
     )
     assert main(["replay", str(basic_file), "--out", os.devnull]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("kmg: cannot write a sorted run in ") and "No space left" in err
+    assert err.startswith("kmg: cannot spill a sorted run in ") and "No space left" in err
