@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from collections.abc import Set as AbstractSet
 
 from alerts.events import Micros
 
-_NONE: frozenset[Hashable] = frozenset()
+# Shared and never written: only a key it holds is ever moved, and it holds none.
+_NONE: dict[Hashable, Micros | None] = {}
 
 
 class SeenEvents:
     """Remember event ids for at least `horizon` of availability time, and at most twice that.
 
-    The first valid copy of an event wins. Ids live in two generations: the current one takes
-    new ids, and when the newest availability has moved a horizon past the generation's start,
-    the older generation is dropped whole. A copy arriving after that is no longer recognised,
-    which is what keeps memory bounded on an endless feed.
+    Ids live in two generations: the current one takes new ids, and when the newest
+    availability has moved a horizon past the generation's start, the older generation is
+    dropped whole. A copy arriving after that is no longer recognised, which is what keeps
+    memory bounded on an endless feed. Each id keeps the availability of the copy that holds it
+    (None for an ignored event), so the caller can let an earlier copy win (`held_at`, `move`).
     """
 
     __slots__ = ("_current", "_previous", "_horizon", "_started")
 
     def __init__(self, horizon: Micros) -> None:
-        self._current: set[Hashable] = set()
+        self._current: dict[Hashable, Micros | None] = {}
         # Shared and empty until the first turn: a replay holds one of these per patient.
-        self._previous: AbstractSet[Hashable] = _NONE
+        self._previous: dict[Hashable, Micros | None] = _NONE
         self._horizon = horizon
         self._started: Micros | None = None
 
@@ -54,7 +55,16 @@ class SeenEvents:
             if self._started is None:
                 self._started = available
             elif available - self._started >= self._horizon:
-                self._previous, self._current = self._current, set()
+                self._previous, self._current = self._current, {}
                 self._started = available
-        self._current.add(key)
+        self._current[key] = available
         return True
+
+    def held_at(self, key: Hashable) -> Micros | None:
+        """Return the availability of the copy that holds a remembered key (None: ignored)."""
+        current = self._current
+        return current[key] if key in current else self._previous[key]
+
+    def move(self, key: Hashable, available: Micros) -> None:
+        """Let an earlier copy hold a remembered key, in the generation that holds it."""
+        (self._current if key in self._current else self._previous)[key] = available

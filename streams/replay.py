@@ -158,6 +158,8 @@ class Replay:
         self.seen: dict[str, SeenEvents] = {}
         self.seen_horizon = Windows(cfg).history
         self.sorter = ExternalSorter(chunk_size)
+        # (patient_id, event_id, a) of copies a copy earlier in release order took over.
+        self.superseded: Counter[tuple[str, str, int]] = Counter()
         self.states: dict[str, PatientState] = {}
         self.on_alerts = on_alerts
 
@@ -218,6 +220,13 @@ class Replay:
                         add(ev)
                     else:
                         duplicates += 1
+                        held = ids.held_at(ev[2])
+                        if held is not None and ev[0] < held:
+                            # The copy first in release order wins, whatever the arrival
+                            # order (RULES.md 3 and 7): the one held is dropped at release.
+                            ids.move(ev[2], ev[0])
+                            self.superseded[(ev[1], ev[2], held)] += 1
+                            add(ev)
                 else:
                     # Decoded again without its line end: the dead letter holds the line itself
                     # and names its defect as the line alone reads.
@@ -267,7 +276,7 @@ class Replay:
                 quiet = release_by_patient(
                     self.engine,
                     self.states,
-                    self.sorter.take(),
+                    self._kept(self.sorter.take()),
                     self._emit,
                     skip_quiet=True,
                     copies=copies,
@@ -287,9 +296,23 @@ class Replay:
         scheduler = EventTimeScheduler(self.engine, self.states, self._emit)
         process = scheduler.process
         for block in self.sorter.blocks():
-            for ev in block:
+            for ev in self._kept(block):
                 process(ev)
         scheduler.run_timers(FOREVER)
+
+    def _kept(self, events: list[LabResult | Medication]) -> list[LabResult | Medication]:
+        """Return the events without the copies an earlier copy took over (most often all)."""
+        superseded = self.superseded
+        if not superseded:
+            return events
+        kept = []
+        for ev in events:
+            key = (ev[1], ev[2], ev[0])
+            if superseded[key]:  # one copy per copy taken over: others at `a` are other events
+                superseded[key] -= 1
+                continue
+            kept.append(ev)
+        return kept
 
     def _emit(self, alerts: list[Alert]) -> None:
         counts = self.summary.alerts

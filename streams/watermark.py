@@ -116,7 +116,8 @@ class PartitionClock:
         state = states.get(ev.patient_id)
         if state is None:
             state = PatientState(ev.patient_id)
-        if ev.event_id in state.seen:
+        held = state.seen.get(ev.event_id)
+        if held is not None and not self._takes_over(state, ev, held):
             # A repeat is ignored (RULES.md 1): its time moves neither S nor the idle clock.
             self.advance(behind)
             return _DUPLICATE
@@ -133,9 +134,23 @@ class PartitionClock:
         else:
             state.pending.append(encode_event(ev))
             heapq.heappush(self._buffer, (a, ev.patient_id, ev.event_id))
-            outcome = _ACCEPTED
+            # A copy that took another's place: one of the two was a duplicate.
+            outcome = _ACCEPTED if held is None else _DUPLICATE
         self.advance(behind)
         return outcome
+
+    def _takes_over(self, state: PatientState, ev: LabResult | Medication, held: Micros) -> bool:
+        """Say whether a copy replaces the one of its id still buffered: it is released first.
+
+        Which copy wins must not depend on the arrival order (RULES.md 3 and 7), as long as
+        neither is late: the one earlier in release order, which this one is when its time is
+        before the buffered copy's and not before W. The copy it replaces leaves the buffer; its
+        index entry finds nothing when its time comes.
+        """
+        a = ev.available
+        if not self.watermark <= a < held:
+            return False
+        return _take(state.pending, ev.event_id) is not None
 
     def ignored(self, patient_id: str, event_id: str) -> bool:
         """Register an ignored event's id (later copies are duplicates); False if seen before.

@@ -152,7 +152,7 @@ class SimulatedStream:
         self.scheduler = EventTimeScheduler(
             Engine(cfg, self.decoder.codes), self.states, self._emit
         )
-        self.seen: set[tuple[str, str]] = set()
+        self.seen: dict[tuple[str, str], int | None] = {}
         self.buffer: list[Any] = []
         self.stream_time: int | None = None
         self.late = 0
@@ -165,13 +165,22 @@ class SimulatedStream:
         ev = self.decoder.decode(raw)
         if isinstance(ev, DeadLetter):
             return
-        key = (ev[0], ev[1]) if isinstance(ev, Ignored) else (ev[1], ev[2])
-        if key in self.seen:
-            return
-        self.seen.add(key)
         if isinstance(ev, Ignored):
+            self.seen.setdefault((ev[0], ev[1]), None)
             return
-        a = ev.available
+        key, a = (ev[1], ev[2]), ev.available
+        if key in self.seen:
+            # A copy earlier in release order takes the place of one still buffered.
+            held = self.seen[key]
+            waiting = [e for e in self.buffer if (e[1], e[2]) == key]
+            watermark = self.released_up_to
+            if held is None or a >= held or not waiting:
+                return
+            if watermark is not None and a < watermark:
+                return
+            self.buffer.remove(waiting[0])
+            heapq.heapify(self.buffer)
+        self.seen[key] = a
         if self.released_up_to is not None and a < self.released_up_to:
             self.late += 1  # the test's arrival orders must never produce this
         heapq.heappush(self.buffer, ev)

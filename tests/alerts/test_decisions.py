@@ -26,7 +26,14 @@ from tests.alerts.feed import (
     resolved,
     t,
 )
-from tests.alerts.harness import assert_alerts, config, project, replay, replay_alerts
+from tests.alerts.harness import (
+    assert_alerts,
+    config,
+    project,
+    replay,
+    replay_alerts,
+    stream_alerts,
+)
 
 KCL = kcl("e-kcl", t("08:00"), order_id="O1")
 EXPIRY = t("08:00", day=3)
@@ -42,11 +49,37 @@ LOW_FROM_KCL = [
 # -- duplicates ----------------------------------------------------------------------------
 
 
-def test_the_first_valid_copy_wins():
-    normal, low = mg("m1", 2.0, t("07:00"), t("07:30")), mg("m1", 1.4, t("06:00"), t("06:30"))
-    first = replay([normal, low, KCL])
-    assert_alerts(first.alerts, [])
-    assert first.summary.duplicates == 1
+# Two valid copies of one Mg result id with different times: the low one is released first.
+LOW_COPY, NORMAL_COPY = mg("m1", 1.4, t("06:00"), t("06:30")), mg("m1", 2.0, t("06:00"), t("06:35"))
+
+
+@pytest.mark.parametrize(
+    "arrivals",
+    [[LOW_COPY, NORMAL_COPY, KCL], [NORMAL_COPY, LOW_COPY, KCL]],
+    ids=["low_first", "low_second"],
+)
+def test_the_copy_first_in_release_order_wins_whatever_the_arrival_order(arrivals):
+    outcome = replay(arrivals)
+    assert_alerts(outcome.alerts, LOW_FROM_KCL)
+    assert outcome.summary.duplicates == 1
+    in_time_order = replay(arrivals, time_order=True, chunk_size=1)  # spilled, merged runs
+    assert_alerts(in_time_order.alerts, LOW_FROM_KCL)
+    assert in_time_order.summary.duplicates == 1
+    # Five minutes apart, neither copy is late in the stream: it agrees (RULES.md 3).
+    assert_alerts(stream_alerts(encode(e) for e in arrivals).finish(), LOW_FROM_KCL)
+
+
+def test_in_the_stream_a_late_copy_never_replaces_one_already_released():
+    late_low = mg("m1", 1.4, t("06:00"), t("06:30"))
+    normal = mg("m1", 2.0, t("06:00"), t("07:30"))
+    stream = stream_alerts(encode(e) for e in [normal, KCL, late_low])
+    assert_alerts(stream.finish(), [])
+    assert stream.late == 0  # taken as the duplicate it is, not applied late
+
+
+def test_copies_at_one_instant_keep_the_first_to_arrive():
+    low, normal = mg("m1", 1.4, t("06:00"), t("06:30")), mg("m1", 2.0, t("06:10"), t("06:30"))
+    assert_alerts(replay_alerts([normal, low, KCL]), [])
     assert_alerts(replay_alerts([low, normal, KCL]), LOW_FROM_KCL)
 
 
@@ -82,9 +115,12 @@ def test_an_ignored_lab_code_registers_its_event_id():
     assert outcome.summary.duplicates == 1
 
 
-def test_event_ids_are_unique_across_kinds():
-    # The KCl arrives first; a lab reusing its event_id is a duplicate and is dropped.
-    outcome = replay([KCL, mg("e-kcl", 2.0, t("07:00"), t("07:30"))])
+@pytest.mark.parametrize("lab_first", [False, True])
+def test_event_ids_are_unique_across_kinds(lab_first):
+    # A lab reusing the KCl's event_id, released after it, is a duplicate and is dropped:
+    # applied, its normal Mg (available before the evaluation) would keep the alert back.
+    lab_copy = mg("e-kcl", 2.0, t("07:00"), t("08:20"))
+    outcome = replay([lab_copy, KCL] if lab_first else [KCL, lab_copy])
     assert_alerts(outcome.alerts, NC)
     assert outcome.summary.duplicates == 1
 

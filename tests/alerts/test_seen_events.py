@@ -39,3 +39,16 @@ def test_ids_are_forgotten_two_horizons_on_and_not_before():
     assert seen.first_sighting("c", 260)  # a second turn: "a" is dropped
     assert seen.first_sighting("a", 0)
     assert seen.forgotten_before == 260 - HORIZON
+
+
+def test_an_id_keeps_the_time_of_the_copy_that_holds_it_in_its_generation():
+    seen = SeenEvents(HORIZON)
+    assert seen.first_sighting("a", 50) and seen.first_sighting("x", None)
+    assert seen.held_at("a") == 50 and seen.held_at("x") is None
+    seen.move("a", 40)
+    assert seen.held_at("a") == 40
+    assert seen.first_sighting("b", 160)  # a turn: "a" is in the previous generation
+    seen.move("a", 30)
+    assert seen.held_at("a") == 30 and not seen.first_sighting("a", 30)
+    assert seen.first_sighting("c", 270)  # a second turn drops "a", moved or not
+    assert seen.first_sighting("a", 30)

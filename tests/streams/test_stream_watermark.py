@@ -259,6 +259,38 @@ def test_the_first_copy_wins_and_an_ignored_event_registers_its_id(cfg):
     assert rig.pending() == ["a"]
 
 
+@pytest.mark.parametrize("earlier_first", [True, False])
+def test_of_two_buffered_copies_the_one_released_first_wins(cfg, earlier_first):
+    # An Mg copy at 08:25 (before the 08:30 evaluation) and one at 08:33 (after it): within
+    # the allowed lateness of each other, so neither is late in either order.
+    early = lab("m1", t("08:25"), code="19123-9", value=2.0)
+    late = lab("m1", t("08:33"), code="19123-9", value=2.0)
+    rig = Rig(cfg)
+    rig.arrive(kcl("o1", t("08:00")))
+    first, second = (early, late) if earlier_first else (late, early)
+    assert rig.arrive(first) is Arrival.ACCEPTED
+    assert rig.arrive(second) is Arrival.DUPLICATE  # one of the two copies is dropped
+    assert rig.pending() == ["m1"]  # the KCl is out: W is past it
+    rig.clock.release(FOREVER)
+    assert rig.alerts == []  # the 08:25 copy was applied: the Mg was checked in time
+    assert rig.clock.buffered() == 0
+
+
+def test_a_late_copy_does_not_replace_a_buffered_one(cfg):
+    rig = Rig(cfg)
+    rig.arrive(kcl("o1", t("08:00")))
+    rig.arrive(lab("m1", t("08:35"), code="19123-9", value=2.0))  # W is 08:25 now
+    assert rig.arrive(lab("m1", t("08:20"), code="19123-9", value=2.0)) is Arrival.DUPLICATE
+    assert rig.clock.watermark == t("08:25")
+    rig.clock.release(FOREVER)
+    # The 08:35 copy was applied: the alert fired at 08:30 and its Mg check resolved it.
+    assert [row[:2] for row in rig.fired()] == [
+        ("MG_NOT_CHECKED", "firing"),
+        ("MG_NOT_CHECKED", "resolved"),
+    ]
+    assert [row[2] for row in rig.fired()] == ["2024-03-04T08:30:00Z", "2024-03-04T08:35:00Z"]
+
+
 def test_a_restored_clock_rebuilds_its_buffer_and_timers_from_the_states(cfg):
     events = [lab("k", t("07:00"), value=3.1), kcl("o1", t("08:00")), lab("k2", t("08:15"))]
     rig = Rig(cfg)
