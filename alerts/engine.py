@@ -234,24 +234,29 @@ class Engine:
             timer = Timer(tau, ev.patient_id, ev.event_id, EPISODE_RULE_KEY, _T_EPISODE)
             self._schedule(s, timer, timers)
 
-    @staticmethod
-    def _withdrawn(s: PatientState, order_id: str | None, ordered: bool, at: Micros) -> bool:
+    def _withdrawn(self, s: PatientState, order_id: str | None, ordered: bool, at: Micros) -> bool:
         """Say whether a cancel already seen withdraws this potassium order event.
 
         A cancel withdraws orders; an administration given after the cancel was still given,
-        so it counts (the clinically safer reading).
+        so it counts (the clinically safer reading). An administration is withdrawn as its
+        episode would have been had it come first: by a cancel from its own instant to its
+        evaluation. Released in order, that is a cancel at its very instant; late (the stream),
+        one up to its hold later.
         """
         if order_id is None:
             return False
         cancel_at = s.cancelled.get(order_id)
-        return cancel_at is not None and (ordered or at <= cancel_at)
+        if cancel_at is None:
+            return False
+        return ordered or at <= cancel_at <= at + self.w.hold
 
     def _cancel(self, s: PatientState, ev: Medication) -> None:
         order_id = ev.order_id
         if order_id is None:
             return
-        if order_id not in s.cancelled:
-            s.cancelled[order_id] = ev.available
+        # The latest cancel: an administration at its instant is withdrawn by it, whatever
+        # came before (_withdrawn).
+        s.cancelled[order_id] = max(ev.available, s.cancelled.get(order_id, ev.available))
         for e in s.episodes:
             if e.order_key == order_id and e.status is _PENDING:
                 e.status = _WITHDRAWN

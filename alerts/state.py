@@ -157,7 +157,7 @@ class PatientState:
         self.mg: dict[str, LabRecord] = {}
         self.episodes: list[Episode] = []
         self.order_last: dict[str, Micros] = {}  # order key -> its previous ordered/given event
-        self.cancelled: dict[str, Micros] = {}  # order_id -> availability of its cancel
+        self.cancelled: dict[str, Micros] = {}  # order_id -> availability of its latest cancel
         self.mg_repletions: list[MgRepletion] = []
         self.diuretics: list[DiureticExposure] = []
         self.firing: dict[Rule, Firing] = {}

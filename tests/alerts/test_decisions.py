@@ -214,6 +214,55 @@ def test_a_cancel_of_an_administration_started_episode_before_evaluation_withdra
     assert replay_alerts(events) == []
 
 
+def _given(event_id: str, at: str) -> dict:
+    return kcl(event_id, at, order_id="O1", action="administered")
+
+
+def _not_checked_from(event_id: str, clock: str) -> list:
+    return [
+        fired(NOT_CHECKED, "warning", t(clock, minutes=30), event_id),
+        resolved(NOT_CHECKED, "warning", t(clock, day=3), event_id, "expired"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # At the cancel's own instant an administration is withdrawn, sorted before it or after.
+        ([cancel("m-cx", t("08:00"), "O1"), _given("a-kcl", t("08:00"))], []),
+        ([cancel("m-cx", t("08:00"), "O1"), _given("z-kcl", t("08:00"))], []),
+        # An earlier cancel of the same order does not change that.
+        ([cancel("c0", t("00:00"), "O1"), cancel("m-cx", t("08:00"), "O1"),
+          _given("a-kcl", t("08:00"))], []),
+        ([cancel("c0", t("00:00"), "O1"), cancel("m-cx", t("08:00"), "O1"),
+          _given("z-kcl", t("08:00"))], []),
+        # Given after the cancel, it was given: its episode is evaluated.
+        ([cancel("c0", t("00:00"), "O1"), _given("z-kcl", t("08:00"))],
+         _not_checked_from("z-kcl", "08:00")),
+    ],
+    ids=["sorted_first", "sorted_after", "two_cancels_sorted_first",
+         "two_cancels_sorted_after", "given_after_the_cancel"],
+)  # fmt: skip
+def test_an_administration_at_a_cancels_instant_is_withdrawn_whatever_came_before(events, expected):
+    assert_alerts(replay_alerts(events), expected)
+
+
+def test_a_late_administration_is_withdrawn_only_by_a_cancel_before_its_evaluation():
+    # In the stream a late administration is judged as it would have been in time: a cancel
+    # long after its evaluation does not withdraw it; one within its hold does.
+    after = [cancel("cx", t("23:00"), "O1"), kcl("late", t("23:30"), order_id="O9"),
+             _given("e-kcl", t("08:00"))]  # fmt: skip
+    stream = stream_alerts(encode(e) for e in after)
+    assert stream.late == 1
+    rules = [(a["rule"], a["status"], a["trigger_event_id"]) for a in stream.finish()]
+    assert (NOT_CHECKED, "firing", "e-kcl") in rules
+    within = [cancel("cx", t("08:10"), "O1"), kcl("late", t("23:30"), order_id="O9"),
+              _given("e-kcl", t("08:00"))]  # fmt: skip
+    stream = stream_alerts(encode(e) for e in within)
+    assert stream.late == 1
+    assert "e-kcl" not in {a["trigger_event_id"] for a in stream.finish()}
+
+
 @pytest.mark.parametrize(
     "stray",
     [cancel("cx", t("08:10"), "O-other"), med("cx", t("08:10"), action="cancelled")],
