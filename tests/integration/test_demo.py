@@ -61,7 +61,11 @@ def test_a_second_demo_processes_its_own_feed_not_the_first_ones(tmp_path: Path)
         duplicates = seen[("lab_result", "duplicate")] + seen[("medication", "duplicate")]
         # The feed repeats a few events on purpose; a stale demo counted every one a duplicate.
         assert accepted > 1_000 and duplicates < accepted / 20, seen
-        assert seen[("lab_result", "late")] == 0, seen
+        # A stale demo made its events late or duplicates by the thousand. The simulator runs
+        # event time far ahead of the wall clock, so a moment's stall of one topic's producer
+        # on a loaded machine can make a handful late; those are counted, not lost.
+        late = seen[("lab_result", "late")] + seen[("medication", "late")]
+        assert late <= accepted / 100, seen
         shown = re.search(r"^alerts by rule and status: (.*)$", output, re.M)
         assert shown is not None and "MG_NOT_CHECKED firing" in shown.group(1), output
         published = r'^kmg_alerts_total\{rule="MG_NOT_CHECKED",[^}]*status="firing"\} [1-9]'
