@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import stat
 import sys
@@ -245,8 +246,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from streams.simulate import simulate
 
-    if args.rate <= 0 or args.patients < 1:
-        raise UsageError("--rate must be > 0 and --patients >= 1")
+    if not 0 < args.rate < math.inf or args.patients < 1:
+        raise UsageError("--rate must be a number > 0 and --patients >= 1")
+    if args.duration is not None and not 0 < args.duration < math.inf:
+        raise UsageError(f"--duration must be a number of seconds > 0, not {args.duration}")
     settings = _stream_settings()
     try:
         counts = asyncio.run(

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from alerts.rule_config import ConfigError
 from streams.settings import Settings
 
 log = logging.getLogger("kmg.topics")
@@ -25,11 +26,18 @@ class TopicSpec(NamedTuple):
     config: dict[str, str]
 
 
-class TopicLayoutError(RuntimeError):
-    """An existing topic cannot be used: it is not co-partitioned with the others."""
+class TopicLayoutError(ConfigError):
+    """The topics cannot be made or used as configured (a bad name, another partition count)."""
 
 
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
+# Kafka's CreateTopics errors a configuration can cause.
+_CREATE_ERRORS = {
+    17: "not a valid topic name (letters, digits, '.', '_' and '-', at most 249)",
+    37: "invalid partition count",
+    38: "invalid replication factor (more than the brokers there are?)",
+    40: "invalid topic configuration",
+}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -85,7 +93,11 @@ async def _ensure(
             if code == 0:
                 created.append(name)
             elif code != TopicAlreadyExistsError.errno:
-                raise TopicLayoutError(f"cannot create topic {name}: error code {code}")
+                why = _CREATE_ERRORS.get(code, f"error code {code}")
+                prefix = settings.topic_prefix
+                raise TopicLayoutError(
+                    f"cannot create topic {name!r} (KMG_TOPIC_PREFIX {prefix!r}): {why}"
+                )
     want = {s.name: s.partitions for s in specs}
     for _ in range(_LEADER_WAITS):
         described = await admin.describe_topics(list(want))
@@ -97,8 +109,9 @@ async def _ensure(
                 continue
             if len(parts) != want[name]:
                 raise TopicLayoutError(
-                    f"topic {name} has {len(parts)} partitions, not {want[name]}: "
-                    "topics must be co-partitioned"
+                    f"topic {name} has {len(parts)} partitions, not {want[name]} "
+                    f"(KMG_PARTITIONS): topics must be co-partitioned, so set KMG_PARTITIONS="
+                    f"{len(parts)} or use another KMG_TOPIC_PREFIX"
                 )
             leaderless = leaderless or any(part["leader"] < 0 for part in parts)
         if not leaderless:

@@ -10,12 +10,16 @@ rebuilt from the changelog alone: a prefix of what was written, hence consistent
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import logging
 import os
 import shutil
 import signal
+import socket
 import threading
 from pathlib import Path
+from typing import IO
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -29,6 +33,7 @@ from streams.topics import ensure_topics
 log = logging.getLogger("kmg.worker")
 
 RUNNING_MARKER = "kmg-worker.running"
+DATA_DIR_LOCK = "kmg-worker.lock"
 
 
 class UnsupportedGuarantee(ConfigError):
@@ -48,6 +53,46 @@ def check_guarantee(settings: Settings) -> None:
             "(faust-streaming 0.15 transactions cannot write the alerts topic); "
             "use at_least_once: repeats are (alert_id, status) pairs, idempotent for consumers"
         )
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the data directory for this process; refuse one another worker holds.
+
+    A second worker on the same directory would take the first one's marker for an unclean
+    stop and delete the table files it is using. The lock goes with the process, however it
+    ends, so a crash never leaves it behind.
+    """
+    handle = (data_dir / DATA_DIR_LOCK).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(
+            f"KMG_DATA_DIR {data_dir} is in use by another worker (pid {holder}): "
+            "give each worker its own data directory"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def check_web_port(settings: Settings) -> None:
+    """Refuse a web port another process listens on, before anything is started."""
+    with socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET) as probe:
+        try:
+            probe.bind((settings.web_host, settings.web_port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigError(
+                    f"KMG_WEB_HOST {settings.web_host}: cannot listen there ({exc.strerror})"
+                ) from None
+            raise ConfigError(
+                f"KMG_WEB_PORT {settings.web_port} is in use on {settings.web_host}: "
+                "choose another port"
+            ) from None
 
 
 def discard_after_unclean_stop(data_dir: Path, tabledir: Path) -> bool:
@@ -118,6 +163,8 @@ def run_worker(settings: Settings) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"KMG_DATA_DIR {settings.data_dir}: {exc.strerror}") from None
+    held = lock_data_dir(settings.data_dir)  # noqa: F841 - held open until the process ends
+    check_web_port(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))

@@ -194,3 +194,33 @@ def test_a_broker_that_never_answers_is_one_line(monkeypatch, capsys, module, fu
     err = capsys.readouterr().err
     said = "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: the broker did not answer (KafkaConnectionError)"
     assert err == said + "\n"
+
+
+# Found by a new user's walkthrough: each of these was a traceback.
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["simulate", "--rate", "nan", "--patients", "2"], "--rate must be a number > 0"),
+        (["simulate", "--rate", "inf", "--patients", "2"], "--rate must be a number > 0"),
+        (["simulate", "--rate", "5", "--patients", "2", "--duration", "-1"], "--duration"),
+        (["simulate", "--rate", "5", "--patients", "2", "--duration", "nan"], "--duration"),
+    ],
+)
+def test_unusable_simulate_arguments_are_one_line(monkeypatch, capsys, argv, said):
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing listens: never reached
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+
+
+def test_a_topic_layout_the_broker_refuses_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+
+    async def refused(*args, **kwargs):
+        raise topics.TopicLayoutError("topic kmg.labs has 8 partitions, not 4 (KMG_PARTITIONS)")
+
+    monkeypatch.setattr(topics, "ensure_topics", refused)
+    assert main(["topics"]) == 2
+    assert capsys.readouterr().err == (
+        "kmg: topic kmg.labs has 8 partitions, not 4 (KMG_PARTITIONS)\n"
+    )

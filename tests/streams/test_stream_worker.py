@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +14,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from alerts.rule_config import ConfigError
 from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
 from streams.metrics import StreamMetrics
 from streams.processor import InputMessage
@@ -23,7 +26,10 @@ from streams.worker import (
     UnsupportedGuarantee,
     build_worker,
     check_guarantee,
+    check_web_port,
     discard_after_unclean_stop,
+    lock_data_dir,
+    run_worker,
 )
 
 
@@ -41,6 +47,30 @@ def test_local_tables_are_discarded_only_after_an_unclean_stop(tmp_path, crashed
         (tmp_path / RUNNING_MARKER).write_text("123\n")
     assert discard_after_unclean_stop(tmp_path, tables) is crashed
     assert tables.exists() is not crashed
+
+
+def test_a_data_directory_another_worker_holds_is_refused_before_anything_starts(tmp_path):
+    # Found by a new user: a second worker took the first one's marker for an unclean stop and
+    # deleted the table files it was using.
+    (tmp_path / RUNNING_MARKER).write_text("123\n")
+    held = lock_data_dir(tmp_path)
+    # Nothing listens at the bootstrap address: reaching the broker would fail otherwise.
+    second = Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1")
+    with pytest.raises(ConfigError, match=f"in use by another worker \\(pid {os.getpid()}\\)"):
+        run_worker(second)
+    assert (tmp_path / RUNNING_MARKER).read_text() == "123\n"  # the marker is untouched
+    held.close()  # the first worker ends: its lock goes with it
+    lock_data_dir(tmp_path).close()
+
+
+def test_a_web_port_in_use_is_refused_with_its_variable():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"KMG_WEB_PORT {port} is in use"):
+            check_web_port(Settings(web_port=port))
+    check_web_port(Settings(web_port=port))  # free again
 
 
 def test_every_topic_has_the_same_partition_count():
