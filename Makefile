@@ -45,7 +45,9 @@ kafka-start:
 kafka-stop:
 	env -u KMG_KAFKA_BOOTSTRAP scripts/kafka-local stop
 
+# The local broker keeps its data and pid file under .cache: stop it before they go.
 clean:
+	-env -u KMG_KAFKA_BOOTSTRAP scripts/kafka-local stop
 	rm -rf $(VENV) .cache bench-data
 
 test: setup lint typecheck
