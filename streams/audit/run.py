@@ -342,12 +342,27 @@ def command(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _usage(f"cannot write {exc.filename or args.out}: {exc.strerror}")
     o = doc["overall"]
+    dead = doc["input"]["dead_letters"]
+    # Every input refused (the wrong --format, say) must not read as an empty period.
     print(
-        f"audit: {o['episodes']:,} episodes, {o['mg_context']['not_checked']['n']:,} with Mg not "
-        f"checked, {o['alerts_fired']['total']:,} alerts; wrote {', '.join(OUTPUTS)} to {args.out}",
+        f"audit: {_count(o['episodes'], 'episode')}, "
+        f"{o['mg_context']['not_checked']['n']:,} with Mg not checked, "
+        f"{_count(o['alerts_fired']['total'], 'alert')}, {_count(dead, 'dead letter')}; "
+        f"wrote {', '.join(OUTPUTS)} to {args.out}",
         file=sys.stderr,
     )
+    read = doc["input"]["events_by_kind"]
+    if dead and not read.get("lab_result", 0) + read.get("medication", 0):
+        print(
+            f"kmg: every input was refused (dead_letters.ndjson says why): is --format "
+            f"{options.fmt} right?",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _usage(message: str) -> int:

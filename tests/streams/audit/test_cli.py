@@ -24,7 +24,20 @@ def test_audit_command_writes_every_output(tmp_path, capsys):
     feed.write_text(KCL.format(eid="k1", at="2024-03-04T08:00:00Z"))
     assert main(["audit", str(feed), "--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUTS)
-    assert "audit: 1 episodes, 1 with Mg not checked, 1 alerts" in capsys.readouterr().err
+    assert "audit: 1 episode, 1 with Mg not checked, 1 alert, 0 dead letters" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_input_wholly_refused_does_not_read_as_an_empty_period(tmp_path, capsys):
+    # Found by a new user: an HL7 file audited without --format said "0 episodes ... 0 alerts"
+    # and nothing else, as a quiet month would.
+    feed = tmp_path / "feed.hl7"
+    feed.write_bytes(b"MSH|^~\\&|LAB|HOSP|||20240304083000||ORU^R01|1|P|2.4\r")
+    assert main(["audit", str(feed), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "0 episodes, 0 with Mg not checked, 0 alerts, 1 dead letter;" in err
+    assert "every input was refused (dead_letters.ndjson says why): is --format canonical" in err
 
 
 @pytest.mark.parametrize(
