@@ -17,7 +17,7 @@ def main() -> None:
         names = asyncio.run(delete_deployment(Settings()))
     except DeploymentInUse as exc:
         sys.exit(f"demo: {exc} (is another demo running?)")
-    print(f"deleted {len(names)} topics of the previous demo" + (": " if names else ""))
+    print(f"deleted {len(names)} topics of the previous demo" + (":" if names else ""))
     for name in names:
         print(f"  {name}")
 

@@ -47,7 +47,10 @@ async def show(settings: Settings, seconds: float) -> Counter[str]:
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
-    counts = asyncio.run(show(Settings(), seconds))
+    try:
+        counts = asyncio.run(show(Settings(), seconds))
+    except KeyboardInterrupt:  # Ctrl-C ends the demo; the demo script cleans up
+        sys.exit(130)
     print("alerts by rule and status:", dict(sorted(counts.items())) or "none yet")
 
 

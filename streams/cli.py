@@ -139,7 +139,14 @@ def _replay_files(args: argparse.Namespace, cfg: RuleConfig) -> Replay:
         if summary_fh is not None:
             import orjson
 
-            summary_fh.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+            try:
+                summary_fh.write(
+                    orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+                )
+                summary_fh.flush()
+            except OSError as exc:
+                name = args.summary_json
+                raise OutputFailed(f"cannot write {name}: {exc.strerror or exc}") from None
     return replay
 
 

@@ -433,7 +433,7 @@ def test_alerts_to_a_closed_stdout_are_a_usage_error(basic_file):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-@pytest.mark.parametrize("option", ["--out", "--dead-letter"])
+@pytest.mark.parametrize("option", ["--out", "--dead-letter", "--summary-json"])
 def test_a_full_output_is_one_line_and_status_1(option, scenario_17):
     done = kmg("replay", scenario_17, option, "/dev/full")
     assert done.returncode == 1
