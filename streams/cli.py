@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 
 from alerts.rule_config import ConfigError, RuleConfig
 from streams.output_failure import OutputFailed
+from streams.output_file import OutputFile
 from streams.progress import ProgressBar
 from streams.replay import NdjsonWriter, Replay
 from streams.rule_files import DEFAULT_RULES, load_rule_config
@@ -54,7 +55,7 @@ def _open_output(stack: ExitStack, name: str | None) -> IO[bytes] | None:
     if name == "-":
         return _stdout()
     try:
-        return stack.enter_context(open(name, "wb"))  # noqa: SIM115
+        return stack.enter_context(OutputFile(name))
     except OSError as exc:
         raise UsageError(f"cannot write {name}: {exc.strerror}") from None
 

@@ -449,6 +449,50 @@ def test_a_file_that_opens_but_cannot_be_read_exits_2():
     assert "cannot read /proc/self/mem" in _one_line_error(kmg("replay", "/proc/self/mem"))
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs /proc/self/mem")
+def test_a_run_that_stops_leaves_each_output_as_it_was(basic_file, tmp_path):
+    # Found by a new user: an interrupted replay left --out emptied or half written, and a
+    # partial alerts file looks like a complete one.
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    outputs = {
+        "--out": folder / "alerts.ndjson",
+        "--dead-letter": folder / "dlq.ndjson",
+        "--summary-json": folder / "summary.json",
+    }
+    for path in outputs.values():
+        path.write_bytes(b"the previous run\n")
+    options = [str(part) for pair in outputs.items() for part in pair]
+    done = kmg("replay", basic_file, "/proc/self/mem", *options)  # the second cannot be read
+    assert done.returncode == 2
+    assert {p.read_bytes() for p in outputs.values()} == {b"the previous run\n"}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in outputs.values())
+
+
+def test_a_finished_run_replaces_each_output_keeping_its_mode(basic_file, tmp_path):
+    out, new = tmp_path / "old" / "alerts.ndjson", tmp_path / "new" / "alerts.ndjson"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous run\n")
+    out.chmod(0o640)
+    new.parent.mkdir()
+    assert kmg("replay", basic_file, "--out", out).returncode == 0
+    assert [project(a) for a in ndjson(out.read_bytes())] == EXPECTED_BASIC
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert kmg("replay", basic_file, "--out", new).returncode == 0
+    assert new.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (
+        [p.name for p in out.parent.iterdir()]
+        == [p.name for p in new.parent.iterdir()]
+        == ["alerts.ndjson"]
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_a_file_name_that_is_not_utf8_is_shown_in_dead_letters(basic_file, tmp_path):
     name = os.fsdecode(bytes(tmp_path) + b"/feed\xff.ndjson")
     Path(name).write_bytes(b"garbage\n" + basic_file.read_bytes())
