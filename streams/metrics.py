@@ -12,18 +12,18 @@ from prometheus_client.registry import Collector
 
 from alerts.alert import AlertStatus, Rule, Severity
 
-KINDS = ("lab_result", "medication", "unknown", "control")
-OUTCOMES = (
-    "accepted",
-    "late",
-    "duplicate",
-    "ignored",
-    "dead_letter",
-    "processing_error",
-    "tick",
-    "final",
-    "invalid",
-)
+# What each kind of message can end in: an input event is buffered (accepted), applied late, a
+# duplicate or ignored; an input that is no valid event (kind unknown) is dead-lettered or set
+# aside as a processing error; a control message is a tick, the end of a backfill, or invalid.
+EVENT_OUTCOMES = (
+    *[(kind, o) for kind in ("lab_result", "medication")
+      for o in ("accepted", "late", "duplicate", "ignored")],
+    ("unknown", "dead_letter"),
+    ("unknown", "processing_error"),
+    ("control", "tick"),
+    ("control", "final"),
+    ("control", "invalid"),
+)  # fmt: skip
 # The reason of a dead letter up to its ':' (RULES.md section 7), so labels stay a small set.
 REASON_CLASSES = (
     "bad_json",
@@ -100,7 +100,8 @@ class StreamMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
-        self._events = {(k, o): events.labels(k, o) for k in KINDS for o in OUTCOMES}
+        # Only the pairs a message can end in are exported (at 0 until counted).
+        self._events = {pair: events.labels(*pair) for pair in EVENT_OUTCOMES}
         dead = Counter(
             "kmg_dead_letters_total",
             "Messages sent to the dead-letter topic, by reason class",

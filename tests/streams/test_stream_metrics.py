@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from streams.metrics import REASON_CLASSES, BatchHistogram, StreamMetrics, reason_class
+from streams.metrics import (
+    EVENT_OUTCOMES,
+    REASON_CLASSES,
+    BatchHistogram,
+    StreamMetrics,
+    reason_class,
+)
+from streams.processor import _COUNTED_AS, _KIND_OF_IGNORED
 
 
 @pytest.mark.parametrize(
@@ -94,3 +101,20 @@ def test_a_partition_given_away_drops_its_gauges():
         held = [registry.get_sample_value(name, {"partition": str(p)}) for p in range(4)]
         assert [value is not None for value in held] == [False, False, True, True], name
     assert registry.get_sample_value("kmg_pending_timers", {"partition": "3"}) == 6
+
+
+def test_only_the_outcomes_a_message_can_end_in_are_exported():
+    # Found by a new user: pairs such as kind="lab_result",outcome="tick" were shown at 0.
+    registry = CollectorRegistry()
+    StreamMetrics(registry)
+    exported = {
+        (sample.labels["kind"], sample.labels["outcome"])
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "kmg_events_total"
+    }
+    assert exported == set(EVENT_OUTCOMES)
+    assert ("lab_result", "tick") not in exported and ("control", "accepted") not in exported
+    # Every pair the processor counts an event under is exported (a missing one would raise).
+    assert set(_COUNTED_AS.values()) <= exported
+    assert {(kind, "ignored") for kind in _KIND_OF_IGNORED.values()} <= exported
