@@ -41,12 +41,19 @@ jitter, duplicates and invalid lines are decided when a line is generated, so th
 stable sort. Everything derives from ``random.Random`` instances seeded from ``FeedShape.seed``:
 one shape gives the same bytes. Day slices start at ``start`` (normally a UTC midnight; the
 daily schedule is relative to it).
+
+An ``endless`` shape (the stream simulator's, run until stopped) places the first stays over
+``days`` as above but never ends: stays run past the window, and a patient discharged is
+readmitted one day or more later (a few on average) for a newly drawn length of stay, so the
+feed goes on day after day, event and order ids still counting up. Those draws come from their
+own ``random.Random``: a bounded shape's bytes do not depend on them.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import math
 import random
 import sys
@@ -128,6 +135,12 @@ _TS_DAYS: Final = 4
 _WRITE_CHUNK: Final = 512
 _JMASK: Final = _JN - 1
 _ZN: Final = 8192
+
+_MEAN_LOS_DAYS: Final = 5.0
+"""Scale of the lengths of stay without a target (relative lengths log-normal, mean 1)."""
+_LOGNORM_MEAN: Final = math.exp(0.75**2 / 2)
+_READMIT_GAP_DAYS: Final = 3.0
+"""Mean days at home between two stays beyond the first day (endless feeds only)."""
 
 _EVENTS_PER_PATIENT_DAY: Final = 7.4
 """Measured mean lines per in-house patient-day without a target (4.1 K/Mg and medication
@@ -256,6 +269,7 @@ class FeedShape:
     invalid_rate: float = 0.001  # fraction of the lines that are deliberately invalid
     duplicate_rate: float = 0.002  # fraction of the lines that are re-sent copies
     target_events: int | None = None  # total lines wanted (lengths of stay are scaled)
+    endless: bool = False  # go on past `days`: each patient readmitted after each discharge
 
     def __post_init__(self) -> None:
         if self.patients < 1 or self.days < 1:
@@ -268,6 +282,8 @@ class FeedShape:
             raise ValueError("invalid_rate + duplicate_rate must be < 0.5")
         if self.target_events is not None and self.target_events < 1:
             raise ValueError("target_events must be >= 1")
+        if self.endless and self.target_events is not None:
+            raise ValueError("an endless feed has no target_events")
 
 
 class _Patient:
@@ -388,6 +404,7 @@ class _Generator:
         self.lab_head = '{"kind":"lab_result","event_id":"' + f"g{seed}-"
         self.med_head = '{"kind":"medication","event_id":"' + f"g{seed}-"
         self.inv_prefix = f"g{seed}-x"
+        self.srng = random.Random(f"kmg-synthetic-feed:{seed}:stays")  # readmissions
         self.n = 0  # valid events generated (the event_id number)
         self.inv_seq = 0
         self.dropped = 0  # valid lines left out because available before start
@@ -445,7 +462,6 @@ class _Generator:
         shape = self.shape
         rng = self.rng
         rnd = rng.random
-        lognorm_mean = math.exp(0.75**2 / 2)
         wards = tuple(zip(_WARD_CUM, WARDS, strict=True))
         pats: list[_Patient] = []
         width = max(6, len(str(shape.patients)))
@@ -458,7 +474,7 @@ class _Generator:
             p.off, p.ss = (_HOUR, self.ss1) if plus1 else (0, self.ssz)
             p.icu = loc in _ICU_WARDS
             p.cardiac = loc == "CCU" or rnd() < 0.12
-            p.u_los = rng.lognormvariate(0.0, 0.75) / lognorm_mean * (1.25 if p.icu else 1.0)
+            p.u_los = rng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
             p.r_admit = rnd()
             p.admit_sec = _admission_second(rnd())
             diuretic = rnd() < (0.45 if p.cardiac else 0.2)
@@ -535,6 +551,7 @@ class _Generator:
         """Place one stay per patient; with a target, scale the lengths of stay to reach it."""
         shape = self.shape
         days = self.nd
+        endless = shape.endless  # stays run on past the window (readmissions follow)
         cut0 = self.start_rel / _DAY  # the part of day 0 before start
 
         def place(pats: list[_Patient], m: float) -> float:
@@ -544,13 +561,13 @@ class _Generator:
                 los = max(1, round(m * p.u_los))
                 admit = int(p.r_admit * (days + los - 1)) - (los - 1)
                 first = admit if admit > 0 else 0
-                end = admit + los if admit + los < days else days
+                end = admit + los if admit + los < days or endless else days
                 p.admit, p.first, p.end = admit, first, end
                 total += end - first - (cut0 if first == 0 else 0.0)
             return total
 
         if shape.target_events is None:
-            self.pd_total = place(self.patients, 5.0)  # mean length of stay about 5 days
+            self.pd_total = place(self.patients, _MEAN_LOS_DAYS)
             return
         # Valid lines to aim at: the target less the expected noise lines, plus a small margin
         # (about two standard deviations of the noise count and of the last day's rounding)
@@ -1144,14 +1161,17 @@ class _Generator:
 
     # ---------------------------------------------------------------------------- emission
     def batches(self) -> Iterator[Pending]:
-        """Yield the feed as lists of pending tuples, each sorted, together in arrival order."""
+        """Yield the feed as lists of pending tuples, each sorted, together in arrival order
+        (without end for an endless shape)."""
         days = self.nd
-        starts: list[list[_Patient]] = [[] for _ in range(days)]
+        endless = self.shape.endless
+        starts: dict[int, list[_Patient]] = {}
         delta = [0] * (days + 1)
         for p in self.patients:
-            starts[p.first].append(p)
-            delta[p.first] += 1
-            delta[p.end] -= 1
+            starts.setdefault(p.first, []).append(p)
+            if not endless:  # (cum_pd serves only a target, which an endless feed has not)
+                delta[p.first] += 1
+                delta[p.end] -= 1
         cum_pd = [0.0] * (days + 1)
         in_house = 0
         for d in range(days):
@@ -1162,14 +1182,17 @@ class _Generator:
         active: list[_Patient] = []
         patient_day = self.patient_day
         gc_was_enabled = gc.isenabled()
-        for d in range(days):
+        for d in itertools.count() if endless else range(days):
             # The day's many small tuples never form cycles: keep the collector out of the
             # generation (not out of the consumer's code, which runs between the yields).
             gc.disable()
             B = d * _DAY
             self._set_day(B)
-            active = [p for p in active if p.end > d]
-            active.extend(starts[d])
+            if endless:
+                active = self.readmit(active, d, starts)
+            else:
+                active = [p for p in active if p.end > d]
+            active.extend(starts.pop(d, ()))
             for p in active:
                 patient_day(p, d, B)
             self.allocate_other_labs(d)
@@ -1200,6 +1223,26 @@ class _Generator:
         if self.start_a > self.a0 + (days * _DAY - 300) * 1_000_000:
             pending = self.after_start(pending)
         yield pending
+
+    def readmit(
+        self, active: list[_Patient], d: int, starts: dict[int, list[_Patient]]
+    ) -> list[_Patient]:
+        """Return the patients still in house on day d; book each one discharged (on day d) a
+        next stay: back after some days at home, for a newly drawn length of stay."""
+        kept = []
+        srng = self.srng
+        for p in active:
+            if p.end > d:
+                kept.append(p)
+                continue
+            admit = d + 1 + int(srng.expovariate(1.0 / _READMIT_GAP_DAYS))
+            u_los = srng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
+            p.admit = p.first = admit
+            p.end = admit + max(1, round(_MEAN_LOS_DAYS * u_los))
+            p.admit_sec = _admission_second(srng.random())
+            p.standing = None  # the orders of the last stay are over
+            starts.setdefault(admit, []).append(p)
+        return kept
 
     def after_start(self, batch: Pending) -> Pending:
         """Leave out the lines available before start (with their copies), counting them."""

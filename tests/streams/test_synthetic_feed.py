@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections import Counter
@@ -446,6 +447,79 @@ def test_potassium_orders_follow_low_potassium() -> None:
             low = last_low.get(ev["patient_id"])
             assert low is not None and 0 <= (parse_ts(ev["at"]) - low).total_seconds() <= 12 * 3600
     assert orders > 200
+
+
+# ------------------------------------------------------------------------------ endless
+ENDLESS = FeedShape(
+    patients=60,
+    days=7,
+    seed=9,
+    start=datetime(2025, 1, 10, 9, 30, tzinfo=UTC),
+    invalid_rate=0.01,
+    duplicate_rate=0.02,
+    endless=True,
+)
+ENDLESS_LINES = 30_000  # far beyond the 2,000 or so of one stay per patient (60 * 5 * 7.4)
+
+
+@pytest.fixture(scope="module")
+def endless() -> list[tuple[int, bytes]]:
+    return list(itertools.islice(generate(ENDLESS), ENDLESS_LINES))
+
+
+def test_an_endless_feed_goes_on_with_readmissions_and_new_ids(
+    endless: list[tuple[int, bytes]],
+) -> None:
+    # Found by a user: `kmg simulate` ran out after one stay per patient (about 37 lines per
+    # patient, whatever its number of days); an endless feed readmits its patients instead.
+    assert len(endless) == ENDLESS_LINES
+    assert endless == list(itertools.islice(generate(ENDLESS), ENDLESS_LINES))  # deterministic
+    seen: set[bytes] = set()
+    ids: set[str] = set()
+    orders: dict[str, str] = {}
+    days_in: dict[str, set[int]] = {}
+    invalid = 0
+    start = int(ENDLESS.start.timestamp()) * 1_000_000
+    for avail, line in endless:
+        if line in seen:
+            continue  # a duplicate re-sent
+        seen.add(line)
+        if defect(line) is not None:
+            invalid += 1
+            continue
+        ev = orjson.loads(line)
+        assert list(ev) == (LAB_KEYS if ev["kind"] == "lab_result" else MED_KEYS)
+        assert ev["event_id"] not in ids
+        ids.add(ev["event_id"])
+        assert avail == availability(ev) >= start
+        if ev["kind"] == "medication":  # an order id stays with one patient
+            assert orders.setdefault(ev["order_id"], ev["patient_id"]) == ev["patient_id"]
+        days_in.setdefault(ev["patient_id"], set()).add((avail - start) // 86_400_000_000)
+    assert invalid > 0
+    assert max(a for a, _ in endless) - start > 60 * 86_400_000_000  # far past `days`
+    # Every patient comes back: days with events on both sides of a day without any.
+    assert len(days_in) == ENDLESS.patients
+    for days in days_in.values():
+        assert max(days) - min(days) + 1 > len(days)
+
+
+def test_an_endless_feed_keeps_the_arrival_order(endless: list[tuple[int, bytes]]) -> None:
+    latest = 0
+    worst = 0
+    for avail, _line in endless:
+        worst = max(worst, latest - avail)
+        latest = max(latest, avail)
+    assert 0 < worst <= MAX_JITTER_MICROS
+
+
+def test_an_endless_feed_outlasts_its_days_and_has_no_target() -> None:
+    bounded = FeedShape(patients=40, days=3, seed=2)
+    endless = FeedShape(patients=40, days=3, seed=2, endless=True)
+    bounded_lines = [line for _, line in generate(bounded)]
+    endless_lines = [line for _, line in itertools.islice(generate(endless), 20_000)]
+    assert len(endless_lines) == 20_000 > 10 * len(bounded_lines)
+    with pytest.raises(ValueError):
+        FeedShape(patients=1, days=1, endless=True, target_events=10)
 
 
 # ---------------------------------------------------------------------------- interface
