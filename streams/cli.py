@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from alerts.rule_config import ConfigError, RuleConfig
+from streams.log_repeats import broker_client_logging
 from streams.output_failure import OutputFailed
 from streams.output_file import OutputFile
 from streams.progress import ProgressBar
@@ -218,7 +219,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     settings = _stream_settings()
     try:
-        created = asyncio.run(ensure_topics(settings))
+        with broker_client_logging():
+            created = asyncio.run(ensure_topics(settings))
     except KafkaError as exc:
         raise _unreachable(settings, exc) from None
     for spec in topic_specs(settings):
@@ -236,6 +238,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     settings = _stream_settings()
     with ExitStack() as stack:
+        stack.enter_context(broker_client_logging())
         inputs = _open_inputs(stack, args.files)
         lines = (line for _, fh, _ in inputs for line in fh)
         try:
@@ -260,9 +263,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"--duration must be a number of seconds > 0, not {args.duration}")
     settings = _stream_settings()
     try:
-        counts = asyncio.run(
-            simulate(settings, args.rate, args.patients, args.duration, seed=args.seed)
-        )
+        with broker_client_logging():
+            counts = asyncio.run(
+                simulate(settings, args.rate, args.patients, args.duration, seed=args.seed)
+            )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from None
     body = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items())) or "nothing"

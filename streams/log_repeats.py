@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class RepeatedLines(logging.Filter):
@@ -41,3 +43,24 @@ class RepeatedLines(logging.Filter):
             self._last.clear()
         self._last[key] = (now, 0)
         return True
+
+
+@contextmanager
+def broker_client_logging() -> Iterator[None]:
+    """Log a broker command's warnings on stderr once per run of repeats, not once per try.
+
+    While the broker is not there yet the Kafka client reports each failed connection and the
+    topic creation each retry: the same lines every second for up to 30 s.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatedLines(("aiokafka", "kmg.")))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,23 @@ def test_a_topic_layout_the_broker_refuses_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "kmg: topic kmg.labs has 8 partitions, not 4 (KMG_PARTITIONS)\n"
     )
+
+
+def test_a_broker_not_there_yet_is_reported_once_per_kind_of_line(monkeypatch, capsys):
+    # Found by a new user: 30 s of about 60 repeated lines before the one-line error.
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+
+    async def retrying(*args, **kwargs):
+        for _ in range(30):
+            logging.getLogger("aiokafka").error("Unable connect to %r", "127.0.0.1:1")
+            logging.getLogger("kmg.topics").warning("broker not ready (%s); retrying", "X")
+        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+
+    monkeypatch.setattr(topics, "ensure_topics", retrying)
+    assert main(["topics"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "ERROR aiokafka: Unable connect to '127.0.0.1:1'",
+        "WARNING kmg.topics: broker not ready (X); retrying",
+        "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: the broker did not answer (KafkaConnectionError)",
+    ]
