@@ -29,17 +29,13 @@ from streams.topics import ensure_topics
 # its volume control reaches when every patient is in house): a feed of this many days holds
 # the run's lines with the patients in house for part of the window.
 _EVENTS_PER_PATIENT_DAY = 5
-_ENDLESS_DAYS = 365
 _FIRST_STAYS_DAYS = 7  # an endless feed: the window of the first stays
 _SPARE_EVENTS = 0.01  # lines asked beyond rate * duration (the target lands within a fraction)
 _BURST_SECONDS = 0.01
 
 
-def feed_days(rate: float, patients: int, duration: float | None) -> int:
-    """Return enough feed days for `duration` seconds at `rate` events a second (a year
-    without a duration; `feed_shape` then makes an endless feed instead)."""
-    if duration is None:
-        return _ENDLESS_DAYS
+def feed_days(rate: float, patients: int, duration: float) -> int:
+    """Return enough feed days for `duration` seconds at `rate` events a second."""
     needed = rate * duration / (patients * _EVENTS_PER_PATIENT_DAY)
     return max(1, math.ceil(needed * 1.5))
 
