@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -43,6 +44,11 @@ def _not_blank(text: str) -> str:
 
 
 Entry = Annotated[str, AfterValidator(_not_blank)]
+# A file says what it means: "30" or "yes" is a mistake, not a number or a flag (an integer is
+# a number still).
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
 
 
 class RuleConfig(BaseModel):
@@ -50,27 +56,27 @@ class RuleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    k_low: float = Field(3.5, gt=0)
-    k_moderate: float = Field(3.0, gt=0)
-    k_severe: float = Field(2.5, gt=0)
-    mg_low: float = Field(1.7, gt=0)
-    mg_severe: float = Field(1.2, gt=0)
+    k_low: Number = Field(3.5, gt=0)
+    k_moderate: Number = Field(3.0, gt=0)
+    k_severe: Number = Field(2.5, gt=0)
+    mg_low: Number = Field(1.7, gt=0)
+    mg_severe: Number = Field(1.2, gt=0)
 
-    hold_minutes: float = Field(30, ge=0, le=_LONGEST_MINUTES)
-    mg_lookback_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
-    k_recent_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
-    refractory_window_hours: float = Field(24, ge=0, le=_LONGEST_HOURS)
-    refractory_min_episodes: int = Field(3, ge=1)
-    diuretic_lookback_hours: float = Field(168, ge=0, le=_LONGEST_HOURS)
-    alert_ttl_hours: float = Field(48, gt=0, le=_LONGEST_HOURS)
-    episode_gap_hours: float = Field(12, ge=0, le=_LONGEST_HOURS)
-    history_hours: float = Field(168, gt=0, le=_LONGEST_HOURS)
+    hold_minutes: Number = Field(30, ge=0, le=_LONGEST_MINUTES)
+    mg_lookback_hours: Number = Field(24, ge=0, le=_LONGEST_HOURS)
+    k_recent_hours: Number = Field(24, ge=0, le=_LONGEST_HOURS)
+    refractory_window_hours: Number = Field(24, ge=0, le=_LONGEST_HOURS)
+    refractory_min_episodes: Count = Field(3, ge=1)
+    diuretic_lookback_hours: Number = Field(168, ge=0, le=_LONGEST_HOURS)
+    alert_ttl_hours: Number = Field(48, gt=0, le=_LONGEST_HOURS)
+    episode_gap_hours: Number = Field(12, ge=0, le=_LONGEST_HOURS)
+    history_hours: Number = Field(168, gt=0, le=_LONGEST_HOURS)
 
-    allowed_lateness_minutes: float = Field(10, ge=0, le=_LONGEST_MINUTES)
-    idle_advance: bool = False
+    allowed_lateness_minutes: Number = Field(10, ge=0, le=_LONGEST_MINUTES)
+    idle_advance: Flag = False
 
-    k_plausible: tuple[float, float] = (0.5, 15.0)
-    mg_plausible: tuple[float, float] = (0.1, 20.0)
+    k_plausible: tuple[Number, Number] = (0.5, 15.0)
+    mg_plausible: tuple[Number, Number] = (0.1, 20.0)
 
     k_codes: tuple[Entry, ...] = ()
     mg_codes: tuple[Entry, ...] = ()

@@ -262,6 +262,11 @@ def test_missing_input_file_exits_2(tmp_path):
         ("[med_keywords]\npotassium_repletion = ['kcl', ' ']\n", ("potassium_repletion", '" "')),
         ("k_codes = ['2823-3', '']\n", ("k_codes", '""')),
         ("mg_codes = []\n", ("mg_codes", "[]")),
+        # Found by a new user: a number or flag written as text was taken for one.
+        ("hold_minutes = '30'\n", ("hold_minutes", "30", "valid number")),
+        ("idle_advance = 'yes'\n", ("idle_advance", "yes", "valid boolean")),
+        ("refractory_min_episodes = 3.0\n", ("refractory_min_episodes", "3.0")),
+        ("k_plausible = ['0.5', 15]\n", ("k_plausible", "0.5")),
     ],
     ids=[
         "negative_hold",
@@ -277,6 +282,10 @@ def test_missing_input_file_exits_2(tmp_path):
         "blank_keyword",
         "blank_code",
         "no_mg_code",
+        "number_as_text",
+        "flag_as_text",
+        "count_as_float",
+        "range_as_text",
     ],
 )
 def test_bad_config_exits_2_naming_key_and_value(body, names, basic_file, tmp_path):
