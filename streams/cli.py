@@ -187,7 +187,17 @@ def _stream_settings() -> Settings:
         given = err.get("input")
         shown = f" (value: {given!r})" if isinstance(given, str | int | float) else ""
         raise UsageError(f"{where}: {err['msg']}{shown}") from None
-    settings.rule_config()  # rule parameters too, before anything is created on the broker
+    # Rule parameters too, before anything is created on the broker; the file and the
+    # parameters come from variables, so an error names the ones to look at.
+    try:
+        load_rule_config(settings.rules_file)
+    except ConfigError as exc:
+        raise ConfigError(f"KMG_RULES_FILE: {exc}") from None
+    try:
+        settings.rule_config()
+    except ConfigError as exc:
+        names = ", ".join(f"KMG_{key.upper()}" for key in settings.rule_overrides())
+        raise ConfigError(f"{exc} (set by {names})") from None
     return settings
 
 

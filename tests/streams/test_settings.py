@@ -163,6 +163,9 @@ def test_an_incoherent_rule_override_is_a_config_error():
         ("KMG_K_PLAUSIBLE", "[5, 1]", "kmg: config: k_plausible: [5.0, 1.0] must satisfy"),
         ("KMG_HOLD_MINUTES", "-5", "'hold_minutes': Input should be greater than or equal to 0"),
         ("KMG_DATA_DIR", "/proc/no/such/dir", "kmg: KMG_DATA_DIR /proc/no/such/dir: "),
+        # Found by a new user: the variable behind a bad rule file or parameter was not named.
+        ("KMG_RULES_FILE", "/no/such.toml", "kmg: KMG_RULES_FILE: cannot read config file"),
+        ("KMG_HOLD_MINUTES", "1e400", "finite number (value: Infinity) (set by KMG_HOLD_MINUTES)"),
     ],
 )
 def test_a_bad_variable_is_one_line_naming_it_before_the_broker_is_asked(
