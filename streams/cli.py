@@ -187,6 +187,7 @@ def _stream_settings() -> Settings:
         given = err.get("input")
         shown = f" (value: {given!r})" if isinstance(given, str | int | float) else ""
         raise UsageError(f"{where}: {err['msg']}{shown}") from None
+    _warn_unknown_variables(Settings)
     # Rule parameters too, before anything is created on the broker; the file and the
     # parameters come from variables, so an error names the ones to look at.
     try:
@@ -199,6 +200,21 @@ def _stream_settings() -> Settings:
         names = ", ".join(f"KMG_{key.upper()}" for key in settings.rule_overrides())
         raise ConfigError(f"{exc} (set by {names})") from None
     return settings
+
+
+# KMG_* variables of the project's tools, not of the stream commands.
+_TOOL_VARIABLES = frozenset(
+    {"KMG_KAFKA_PORT", "KMG_KAFKA_CONTROLLER_PORT", "KMG_KAFKA_DIR", "KMG_KAFKA_HEAP_OPTS",
+     "KMG_KAFKA_START_TIMEOUT", "KMG_FUZZ", "KMG_SHARED_DIR", "KMG_RENDER_WIDTH",
+     "KMG_RENDER_HEIGHT"}
+)  # fmt: skip
+
+
+def _warn_unknown_variables(settings_type: type[Settings]) -> None:
+    """Say which KMG_* variables nothing reads: a misspelt one is otherwise silently ignored."""
+    known = {f"KMG_{name.upper()}" for name in settings_type.model_fields} | _TOOL_VARIABLES
+    for name in sorted(n for n in os.environ if n.startswith("KMG_") and n not in known):
+        print(f"kmg: warning: {name} is no setting and is ignored (misspelt?)", file=sys.stderr)
 
 
 def _unreachable(settings: Settings, exc: Exception) -> UsageError:

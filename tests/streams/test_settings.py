@@ -248,3 +248,19 @@ def test_a_broker_not_there_yet_is_reported_once_per_kind_of_line(monkeypatch, c
         "WARNING kmg.topics: broker not ready (X); retrying",
         "kmg: KMG_KAFKA_BOOTSTRAP 127.0.0.1:1: the broker did not answer (KafkaConnectionError)",
     ]
+
+
+def test_a_misspelt_variable_is_named_and_the_tools_own_are_not(monkeypatch, capsys):
+    # Found by a new user: KMG_HOLD_MINUTE=20 (for KMG_HOLD_MINUTES) was silently ignored.
+    monkeypatch.setenv("KMG_HOLD_MINUTE", "20")
+    monkeypatch.setenv("KMG_KAFKA_PORT", "19092")  # scripts/kafka-local's
+    monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+
+    async def unreachable(*args, **kwargs):
+        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+
+    monkeypatch.setattr(topics, "ensure_topics", unreachable)
+    assert main(["topics"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "kmg: warning: KMG_HOLD_MINUTE is no setting and is ignored (misspelt?)"
+    assert len(lines) == 2 and "KMG_KAFKA_PORT" not in lines[1]
