@@ -357,6 +357,8 @@ def command(args: argparse.Namespace) -> int:
         ZoneInfo(args.facility_timezone)
     except (ZoneInfoNotFoundError, ValueError):
         return _usage(f"unknown time zone {args.facility_timezone!r}")
+    if args.out.exists() and not args.out.is_dir():
+        return _usage(f"--out {args.out} is a file: name a folder (created if missing)")
     cfg = load_rule_config(args.config)
     options = AuditOptions(args.fmt, args.out, args.facility_timezone, produced_now())
     with ExitStack() as stack:

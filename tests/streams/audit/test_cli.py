@@ -268,3 +268,14 @@ def test_the_mimic_demo_extracts_are_audited_as_their_canonical_events_replay(tm
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["overall"]["episodes"] > 0
     assert summary["input"]["dead_letters"] == len(rejected)
+
+
+def test_an_out_that_is_a_file_is_named_as_such(tmp_path, capsys):
+    feed, out = tmp_path / "feed.ndjson", tmp_path / "out.txt"
+    feed.write_text(KCL.format(eid="k1", at="2024-03-04T08:00:00Z"))
+    out.write_text("mine\n")
+    assert main(["audit", str(feed), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"kmg: --out {out} is a file: name a folder (created if missing)\n"
+    )
+    assert out.read_text() == "mine\n"
