@@ -8,7 +8,7 @@ import io
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,7 +163,7 @@ def _feed_lines(
     Each source message (HL7 v2) or document (FHIR) is mapped on its own, so that every dead
     letter, the adapter's or the validator's, names the message or line it came from.
     """
-    from streams.adapters import AdapterSettings, Canonical, iter_feed
+    from streams.adapters import AdapterSettings, iter_feed
 
     settings = AdapterSettings(facility_timezone=facility_timezone)
     stream, done = source.stream, 0
@@ -177,16 +177,25 @@ def _feed_lines(
             pos = stream.tell()
             progress(pos - done)
             done = pos
-        for out in iter_feed(fmt, io.BytesIO(raw), settings):
-            if isinstance(out, Canonical):
-                dead_letters.unit = unit
-                yield out.line
-                continue
-            rejected[out.reason] += 1
-            dead_letters.adapter(DeadLetter(out.reason, out.detail, out.raw), unit)
+        yield from _mapped(iter_feed(fmt, io.BytesIO(raw), settings), unit, dead_letters, rejected)
     dead_letters.unit = None
     if source.size is not None:
         progress(source.size - done)
+
+
+def _mapped(
+    outputs: Iterable[Any], unit: _Unit, dead_letters: _DeadLetters, rejected: Counter[str]
+) -> Iterator[bytes]:
+    """Yield the canonical lines of one unit's adapter outputs; dead-letter the others."""
+    from streams.adapters import Canonical
+
+    for out in outputs:
+        if isinstance(out, Canonical):
+            dead_letters.unit = unit
+            yield out.line
+            continue
+        rejected[out.reason] += 1
+        dead_letters.adapter(DeadLetter(out.reason, out.detail, out.raw), unit)
 
 
 def _mimic_lines(
@@ -197,16 +206,11 @@ def _mimic_lines(
     progress: Callable[[int], None],
 ) -> Iterator[bytes]:
     """Yield the canonical lines of one MIMIC-IV demo CSV, read whole (it sorts its rows)."""
-    from streams.adapters import Canonical, iter_feed
+    from streams.adapters import iter_feed
 
     # A row is named by its own bytes, which the adapter keeps: the CSV has no message ids.
-    dead_letters.unit = _Unit({}, None)
-    for out in iter_feed("mimic", source.stream, settings):
-        if isinstance(out, Canonical):
-            yield out.line
-            continue
-        rejected[out.reason] += 1
-        dead_letters.adapter(DeadLetter(out.reason, out.detail, out.raw), _Unit({}, out.raw))
+    outputs = iter_feed("mimic", source.stream, settings)
+    yield from _mapped(outputs, _Unit({}, None), dead_letters, rejected)
     dead_letters.unit = None
     if source.size is not None:
         progress(source.size)
