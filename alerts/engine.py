@@ -19,6 +19,7 @@ from alerts.events import (
 )
 from alerts.rule_config import RuleConfig, Windows
 from alerts.state import (
+    CANCELS_KEPT,
     EPISODE_RULE_KEY,
     DiureticExposure,
     Episode,
@@ -29,6 +30,7 @@ from alerts.state import (
     PatientState,
     Timer,
     TimerKind,
+    cancel_times,
     latest_record,
 )
 from alerts.timestamps import format_timestamp
@@ -245,18 +247,24 @@ class Engine:
         """
         if order_id is None:
             return False
-        cancel_at = s.cancelled.get(order_id)
-        if cancel_at is None:
+        stored = s.cancelled.get(order_id)
+        if stored is None:
             return False
-        return ordered or at <= cancel_at <= at + self.w.hold
+        latest = at + self.w.hold
+        return ordered or any(at <= c <= latest for c in cancel_times(stored))
 
     def _cancel(self, s: PatientState, ev: Medication) -> None:
         order_id = ev.order_id
         if order_id is None:
             return
-        # The latest cancel: an administration at its instant is withdrawn by it, whatever
-        # came before (_withdrawn).
-        s.cancelled[order_id] = max(ev.available, s.cancelled.get(order_id, ev.available))
+        at = ev.available
+        stored = s.cancelled.get(order_id)
+        if stored is None:
+            s.cancelled[order_id] = at
+        elif stored != at:
+            # Every cancel counts for an administration arriving late (_withdrawn).
+            kept = sorted({*cancel_times(stored), at})[-CANCELS_KEPT:]
+            s.cancelled[order_id] = kept
         for e in s.episodes:
             if e.order_key == order_id and e.status is _PENDING:
                 e.status = _WITHDRAWN

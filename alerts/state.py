@@ -11,6 +11,7 @@ from alerts.events import Micros
 from alerts.rule_config import Windows
 
 ORDER_MEMORY = 512
+CANCELS_KEPT = 8  # an order's latest cancel times (an order is seldom cancelled twice)
 """Orders per patient remembered whole; beyond it, orders quiet for history_hours are dropped."""
 
 
@@ -157,7 +158,9 @@ class PatientState:
         self.mg: dict[str, LabRecord] = {}
         self.episodes: list[Episode] = []
         self.order_last: dict[str, Micros] = {}  # order key -> its previous ordered/given event
-        self.cancelled: dict[str, Micros] = {}  # order_id -> availability of its latest cancel
+        # order_id -> availability of its cancel, or of its latest cancels in order when there
+        # were several (the stored form of a single cancel stays what it always was)
+        self.cancelled: dict[str, Micros | list[Micros]] = {}
         self.mg_repletions: list[MgRepletion] = []
         self.diuretics: list[DiureticExposure] = []
         self.firing: dict[Rule, Firing] = {}
@@ -193,7 +196,9 @@ class PatientState:
         if len(self.order_last) > ORDER_MEMORY:
             self.order_last = {k: t for k, t in self.order_last.items() if t >= horizon}
         if len(self.cancelled) > ORDER_MEMORY:
-            self.cancelled = {k: t for k, t in self.cancelled.items() if t >= horizon}
+            self.cancelled = {
+                k: t for k, t in self.cancelled.items() if cancel_times(t)[-1] >= horizon
+            }
         if self.mg_repletions:
             self.mg_repletions = _repletions_kept(self.mg_repletions, horizon)
         if self.diuretics:
@@ -317,6 +322,11 @@ class PatientState:
         s.pruned_at = data["pruned_at"]
         s.pending = list(data["pending"])
         return s
+
+
+def cancel_times(stored: Micros | list[Micros]) -> tuple[Micros, ...] | list[Micros]:
+    """Return an order's cancel times, oldest first, from their stored form."""
+    return (stored,) if type(stored) is int else stored  # type: ignore[return-value]
 
 
 _lab_record = LabRecord._make

@@ -8,7 +8,9 @@ import orjson
 import pytest
 
 from alerts.alert import Rule, Severity
+from alerts.rule_config import Windows
 from alerts.state import (
+    ORDER_MEMORY,
     DiureticExposure,
     EpisodeStatus,
     LabRecord,
@@ -17,6 +19,7 @@ from alerts.state import (
     Timer,
     TimerKind,
 )
+from tests.alerts.harness import config
 
 # A state as written to the changelog, every collection filled: the form older workers wrote.
 STORED: dict[str, Any] = {
@@ -77,7 +80,13 @@ EMPTY: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("stored", [STORED, EMPTY], ids=["filled", "empty"])
+# An order cancelled more than once keeps its cancel times (a single one keeps the old form).
+SEVERAL_CANCELS = STORED | {"cancelled": {"O3": [390, 395], "O6": 120}}
+
+
+@pytest.mark.parametrize(
+    "stored", [STORED, EMPTY, SEVERAL_CANCELS], ids=["filled", "empty", "several_cancels"]
+)
 def test_a_stored_state_is_written_back_byte_for_byte(stored):
     raw = orjson.dumps(stored)
     state = PatientState.from_dict(orjson.loads(raw))
@@ -113,3 +122,11 @@ def test_a_stored_state_is_rebuilt_with_the_types_the_engine_compares():
 def test_a_stored_row_of_the_wrong_length_is_refused(field, row):
     with pytest.raises(TypeError):
         PatientState.from_dict(STORED | {field: row})
+
+
+def test_an_order_is_pruned_by_its_latest_cancel():
+    state = PatientState.from_dict(orjson.loads(orjson.dumps(SEVERAL_CANCELS)))
+    state.cancelled |= {f"X{i}": [i, 10_000] for i in range(ORDER_MEMORY)}
+    windows = Windows(config())
+    state.prune(now=10_000 + windows.history, w=windows, mg_low=1.7)
+    assert set(state.cancelled) == {f"X{i}" for i in range(ORDER_MEMORY)}
