@@ -15,23 +15,28 @@ class OutputFile:
 
     An interrupted or failed run (Ctrl-C, a full disk, an unreadable input) removes what it
     wrote and leaves whatever the name held before, so a partial output never passes for a
-    complete one. A device or a pipe (/dev/null, /dev/stdout) is written directly.
+    complete one. A device, a pipe or a name through /dev or /proc (/dev/null, /dev/stdout) is
+    written directly; a symbolic link is followed to the file it names.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._target = name
         self._partial: str | None = None
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes]:
+        # A symbolic link is written through: the file it names is the one replaced.
+        self._target = os.path.realpath(self.name)
         try:
-            mode = os.stat(self.name).st_mode
+            mode = os.stat(self._target).st_mode
         except FileNotFoundError:
             mode = None
-        if mode is not None and not stat.S_ISREG(mode):
-            self._fh = open(self.name, "wb")  # noqa: SIM115 - closed in __exit__
+        if (mode is not None and not stat.S_ISREG(mode)) or _through_a_device(self.name):
+            # Appending keeps what a shell's `>>` meant; `>` has emptied the file already.
+            self._fh = open(self.name, "ab")  # noqa: SIM115 - closed in __exit__
             return self._fh
-        path = Path(self.name)
+        path = Path(self._target)
         fd, self._partial = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".partial", dir=path.parent
         )
@@ -56,9 +61,25 @@ class OutputFile:
         if self._partial is None:
             return
         if exc_type is None:
-            os.replace(self._partial, self.name)
+            os.replace(self._partial, self._target)
         else:
             os.unlink(self._partial)
+
+
+def _through_a_device(name: str) -> bool:
+    """Say whether a name leads through /dev or /proc (/dev/stdout to a file the shell opened).
+
+    Such a name stands for an open file, perhaps opened to append: it is written, never
+    replaced.
+    """
+    path = os.path.abspath(name)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if path.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(path):
+            return os.path.realpath(path).startswith(("/dev/", "/proc/"))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    return True
 
 
 def _umask() -> int:

@@ -496,6 +496,34 @@ def test_a_finished_run_replaces_each_output_keeping_its_mode(basic_file, tmp_pa
     )
 
 
+def test_a_symbolic_link_is_written_through_and_kept(basic_file, tmp_path):
+    # Found by review: the link was replaced by a file and its target kept the old content.
+    target, link = tmp_path / "target.ndjson", tmp_path / "link.ndjson"
+    target.write_bytes(b"the previous run\n")
+    link.symlink_to(target.name)
+    assert kmg("replay", basic_file, "--out", link).returncode == 0
+    assert link.is_symlink()
+    assert [project(a) for a in ndjson(target.read_bytes())] == EXPECTED_BASIC
+
+
+def test_a_name_through_proc_writes_the_open_file_and_appends_as_a_shell_asked(
+    basic_file, tmp_path
+):
+    # Found by review: --out to a link to /proc/self/fd/1 replaced the link and wrote nothing
+    # to the file the shell had opened (as root, --out /dev/stdout replaced /dev/stdout).
+    (tmp_path / "stdout").symlink_to("/proc/self/fd/1")
+    captured = tmp_path / "captured.ndjson"
+    captured.write_bytes(b"kept\n")
+    script = f'"$@" --out {tmp_path / "stdout"} >> {captured}'
+    done = subprocess.run(["bash", "-c", script, "kmg", *KMG, "replay", str(basic_file)],
+                          capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "stdout").is_symlink()
+    head, *alerts = captured.read_bytes().splitlines(keepends=True)
+    assert head == b"kept\n"
+    assert [project(a) for a in ndjson(b"".join(alerts))] == EXPECTED_BASIC
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
