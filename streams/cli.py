@@ -212,8 +212,10 @@ _TOOL_VARIABLES = frozenset(
 
 def _warn_unknown_variables(settings_type: type[Settings]) -> None:
     """Say which KMG_* variables nothing reads: a misspelt one is otherwise silently ignored."""
+    # Settings reads its variables in any case, so KMG_Hold_Minutes is KMG_HOLD_MINUTES.
     known = {f"KMG_{name.upper()}" for name in settings_type.model_fields} | _TOOL_VARIABLES
-    for name in sorted(n for n in os.environ if n.startswith("KMG_") and n not in known):
+    names = (n for n in os.environ if n.upper().startswith("KMG_") and n.upper() not in known)
+    for name in sorted(names):
         print(f"kmg: warning: {name} is no setting and is ignored (misspelt?)", file=sys.stderr)
 
 

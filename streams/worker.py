@@ -82,6 +82,9 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
 def check_web_port(settings: Settings) -> None:
     """Refuse a web port another process listens on, before anything is started."""
     with socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET) as probe:
+        # As the web server binds: connections of a stopped worker still closing (TIME-WAIT,
+        # a scraper's FIN-WAIT) do not hold the port against its restart.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.web_host, settings.web_port))
         except OSError as exc:

@@ -254,6 +254,7 @@ def test_a_misspelt_variable_is_named_and_the_tools_own_are_not(monkeypatch, cap
     # Found by a new user: KMG_HOLD_MINUTE=20 (for KMG_HOLD_MINUTES) was silently ignored.
     monkeypatch.setenv("KMG_HOLD_MINUTE", "20")
     monkeypatch.setenv("KMG_KAFKA_PORT", "19092")  # scripts/kafka-local's
+    monkeypatch.setenv("KMG_Shutdown_Grace_Seconds", "30")  # read in any case: no warning
     monkeypatch.setenv("KMG_KAFKA_BOOTSTRAP", "127.0.0.1:1")
 
     async def unreachable(*args, **kwargs):

@@ -73,6 +73,21 @@ def test_a_web_port_in_use_is_refused_with_its_variable():
     check_web_port(Settings(web_port=port))  # free again
 
 
+def test_a_port_left_closing_by_a_stopped_worker_is_free_for_its_restart():
+    # Found by review: a scraper's connection closing after a stop held the port against the
+    # restart, which the web server (binding with SO_REUSEADDR) would have taken.
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its end waits in TIME-WAIT
+            client.recv(1)
+    check_web_port(Settings(web_port=port))
+
+
 def test_every_topic_has_the_same_partition_count():
     specs = topic_specs(Settings(partitions=5, topic_prefix="p."))
     assert {s.name for s in specs} == {
