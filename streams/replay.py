@@ -210,23 +210,22 @@ class Replay:
                     ids = seen.get(ev[1])
                     if ids is None:
                         ids = seen[ev[1]] = SeenEvents(horizon)
-                    if ids.first_sighting(ev[2], ev[0]):
-                        forgotten = ids.forgotten_before
-                        if forgotten is not None and ev[0] < forgotten:
-                            # Perhaps a copy of a forgotten event: (a, patient_id, event_id)
-                            # may be shared, and only the total order keeps output steady;
-                            # set before the add, which may spill and merge runs.
-                            self.sorter.copies = True
-                        add(ev)
-                    else:
+                    if not ids.first_sighting(ev[2], ev[0]):
                         duplicates += 1
                         held = ids.held_at(ev[2])
-                        if held is not None and ev[0] < held:
-                            # The copy first in release order wins, whatever the arrival
-                            # order (RULES.md 3 and 7): the one held is dropped at release.
-                            ids.move(ev[2], ev[0])
-                            self.superseded[(ev[1], ev[2], held)] += 1
-                            add(ev)
+                        if held is None or ev[0] >= held:
+                            continue
+                        # The copy first in release order wins, whatever the arrival order
+                        # (RULES.md 3 and 7): the one held is dropped at release.
+                        ids.move(ev[2], ev[0])
+                        self.superseded[(ev[1], ev[2], held)] += 1
+                    forgotten = ids.forgotten_before
+                    if forgotten is not None and ev[0] < forgotten:
+                        # Perhaps a copy of a forgotten event: (a, patient_id, event_id) may
+                        # be shared, and only the total order keeps output steady; set before
+                        # the add, which may spill and merge runs.
+                        self.sorter.copies = True
+                    add(ev)
                 else:
                     # Decoded again without its line end: the dead letter holds the line itself
                     # and names its defect as the line alone reads.

@@ -144,13 +144,18 @@ class PartitionClock:
 
         Which copy wins must not depend on the arrival order (RULES.md 3 and 7), as long as
         neither is late: the one earlier in release order, which this one is when its time is
-        before the buffered copy's and not before W. The copy it replaces leaves the buffer; its
-        index entry finds nothing when its time comes.
+        before the buffered copy's and not before W. The copy it replaces leaves the buffer with
+        its index entry.
         """
         a = ev.available
-        if not self.watermark <= a < held:
+        if not self.watermark <= a < held or _take(state.pending, ev.event_id) is None:
             return False
-        return _take(state.pending, ev.event_id) is not None
+        try:  # its index entry too, so that the gauge counts what waits (takeovers are rare)
+            self._buffer.remove((held, ev.patient_id, ev.event_id))
+        except ValueError:
+            return True
+        heapq.heapify(self._buffer)
+        return True
 
     def ignored(self, patient_id: str, event_id: str) -> bool:
         """Register an ignored event's id (later copies are duplicates); False if seen before.

@@ -164,6 +164,16 @@ def test_a_copy_is_remembered_for_a_history_window_of_its_patients_own_time():
     assert replay([first, *later, first]).summary.duplicates == 0
 
 
+def test_a_copy_that_takes_over_from_before_the_forgotten_ids_orders_every_event_totally():
+    # Found by review: the total release order (alerts/release_order.py) was switched on for a
+    # new id from before what the patient's ids surely remember, not for such a copy.
+    days = [k(f"k{day}", 4.0, t("07:00", day=day), t("08:00", day=day)) for day in (1, 9, 17)]
+    earlier_copy = k("k9", 4.0, t("07:00", day=8), t("08:00", day=8))  # before day 10
+    outcome = replay([*days, earlier_copy])
+    assert outcome.summary.duplicates == 1
+    assert outcome.replay.sorter.copies
+
+
 def test_byte_identical_copies_are_counted_and_change_nothing():
     events = [KCL, mg("m1", 1.5, t("09:00"), t("09:30"))]
     once = replay(events)

@@ -271,6 +271,7 @@ def test_of_two_buffered_copies_the_one_released_first_wins(cfg, earlier_first):
     assert rig.arrive(first) is Arrival.ACCEPTED
     assert rig.arrive(second) is Arrival.DUPLICATE  # one of the two copies is dropped
     assert rig.pending() == ["m1"]  # the KCl is out: W is past it
+    assert rig.clock.buffered() == 1  # the replaced copy's index entry left with it
     rig.clock.release(FOREVER)
     assert rig.alerts == []  # the 08:25 copy was applied: the Mg was checked in time
     assert rig.clock.buffered() == 0
