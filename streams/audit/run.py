@@ -26,6 +26,7 @@ from streams.audit.episodes import CSV_COLUMNS, EpisodeLedger, EpisodeRow, csv_f
 from streams.audit.figures import Figures, definitions
 from streams.audit.report import render_report
 from streams.audit.tap import AuditEngine
+from streams.command_inputs import open_inputs as open_command_inputs
 from streams.progress import ProgressBar
 from streams.replay import NdjsonWriter, Replay, dead_letter_record
 
@@ -315,14 +316,10 @@ def run_audit(
 
 def open_inputs(stack: ExitStack, names: list[str]) -> list[AuditInput]:
     """Open the named files (or stdin for '-' or none); the name recorded is the base name."""
-    opened = []
-    for name in names or ["-"]:
-        if name == "-":
-            opened.append(AuditInput("<stdin>", sys.stdin.buffer, None))
-            continue
-        fh = stack.enter_context(open(name, "rb"))  # noqa: SIM115
-        opened.append(AuditInput(os.path.basename(name), fh, os.fstat(fh.fileno()).st_size))
-    return opened
+    return [
+        AuditInput(os.path.basename(name), cast(BinaryIO, fh), size)
+        for name, fh, size in open_command_inputs(stack, names)
+    ]
 
 
 def produced_now() -> str:
@@ -366,10 +363,7 @@ def command(args: argparse.Namespace) -> int:
     cfg = load_rule_config(args.config)
     options = AuditOptions(args.fmt, args.out, args.facility_timezone, produced_now())
     with ExitStack() as stack:
-        try:
-            inputs = open_inputs(stack, args.files)
-        except OSError as exc:
-            return _usage(f"cannot read {exc.filename}: {exc.strerror}")
+        inputs = open_inputs(stack, args.files)  # one that cannot be read: UsageError
         try:
             doc = run_audit(cfg, inputs, options)
         except OSError as exc:
