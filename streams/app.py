@@ -21,9 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.broker_contact import BrokerContact
 from streams.changelog import ChangelogWriter
+from streams.consumed import Consumed, PartitionScope
 from streams.metrics import StreamMetrics
-from streams.outbox import TopicOutbox
-from streams.processor import TICK, Acknowledged, Consumed, PartitionScope, StreamProcessor
+from streams.outbox import Acknowledged, TopicOutbox
+from streams.processor import TICK, StreamProcessor
 from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
 from streams.topics import DEAD_LETTER_MAX_BYTES

@@ -1,21 +1,38 @@
-"""Alerts and dead letters to their Kafka topics, through the worker's producer."""
+"""Where the live stream's alerts and dead letters go: the outbox the processor sends to, and
+its Kafka implementation, the topics through the worker's producer."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
-
-from streams.processor import Acknowledged
 
 log = logging.getLogger("kmg.outbox")
 
 # What a dead letter keeps of an input its topic refuses whole: enough to see what it was.
 DEAD_LETTER_HEAD_BYTES = 65_536
 _HEADER_BYTES = 256  # of each header, when the headers must go alone
+
+Acknowledged = Awaitable[Any]
+"""Completes once the broker has acknowledged what was sent (or fails if it will not)."""
+
+
+class Outbox(Protocol):
+    """Where the agent's outputs go (Kafka topics in the worker, lists in tests)."""
+
+    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
+        """Send (partition, key, value) alert records; return their acknowledgement."""
+        ...
+
+    async def dead_letter(
+        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Acknowledged:
+        """Send one dead letter; return its acknowledgement."""
+        ...
 
 
 class TopicOutbox:

@@ -18,8 +18,8 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,7 +31,9 @@ from alerts.events import LabResult, Medication, Micros
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, NEVER, AlertSink
 from alerts.state import PatientState, Timer
+from streams.consumed import Backlog, Consumed, PartitionScope
 from streams.metrics import StreamMetrics
+from streams.outbox import Acknowledged, Outbox
 from streams.state_store import PatientStore
 from streams.watermark import Arrival, Behind, PartitionClock
 
@@ -54,77 +56,6 @@ _COUNTED_AS = {
     for is_lab in (True, False)
     for outcome in Arrival
 }
-
-
-class Consumed(Protocol):
-    """One consumed record, as the agent reads it: the Kafka client's record, or a test's."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-
-
-class InputMessage(NamedTuple):
-    """One consumed record, built by hand (tests, tools)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-Acknowledged = Awaitable[Any]
-"""Completes once the broker has acknowledged what was sent (or fails if it will not)."""
-
-
-class Outbox(Protocol):
-    """Where the agent's outputs go (Kafka topics in the worker, lists in tests)."""
-
-    async def publish_alerts(self, records: list[tuple[int, bytes, bytes]]) -> Acknowledged:
-        """Send (partition, key, value) alert records; return their acknowledgement."""
-        ...
-
-    async def dead_letter(
-        self, partition: int, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> Acknowledged:
-        """Send one dead letter; return its acknowledgement."""
-        ...
-
-
-class Backlog(Protocol):
-    """What the consumer knows about unread messages (high watermarks, committed offsets)."""
-
-    def behind(self, topic: str, partition: int, next_offset: int | None) -> bool:
-        """Say whether the topic's partition has messages at or after next_offset unread."""
-        ...
-
-    def position(self, topic: str, partition: int, next_offset: int | None) -> int:
-        """Return the next offset this worker will process on the topic's partition."""
-        ...
-
-    def assigned(self) -> set[int]:
-        """Return the partitions now assigned to this worker."""
-        ...
-
-    def refresh(self) -> None:
-        """Take the high watermarks afresh: each batch reads them as of its fetch."""
-        ...
-
-
-class PartitionScope(Protocol):
-    """Make the table's reads and writes that follow use a partition (Faust reads it per call)."""
-
-    def __call__(self, partition: int) -> None:
-        """Direct the next table reads and writes to this partition's store and changelog."""
-        ...
 
 
 class _Letter(NamedTuple):

@@ -23,7 +23,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
-from streams.processor import Acknowledged, Consumed
+from streams.consumed import Consumed
+from streams.outbox import Acknowledged
 
 
 class BatchHandler(Protocol):

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from alerts.rule_config import RuleConfig
 from alerts.timestamps import parse_timestamp
+from streams.consumed import InputMessage
 from streams.metrics import StreamMetrics
-from streams.processor import InputMessage, StreamProcessor
+from streams.processor import StreamProcessor
 from streams.producer import final_message
 from streams.state_codec import clock_key, decode_value
 from streams.state_store import PatientStore

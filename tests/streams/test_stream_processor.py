@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from alerts.engine import Engine
 from alerts.rule_config import Windows
-from streams.processor import InputMessage
+from streams.consumed import InputMessage
 from streams.rule_files import load_rule_config
 from streams.settings import Settings
 from tests.conftest import SCENARIOS

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from alerts.rule_config import ConfigError
 from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
+from streams.consumed import InputMessage
 from streams.metrics import StreamMetrics
-from streams.processor import InputMessage
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import owned_topics, topic_specs
 from streams.transport import BatchConsumer, BatchTransport
