@@ -19,7 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -32,6 +32,7 @@ from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, NEVER, AlertSink
 from alerts.state import PatientState, Timer
 from streams.consumed import Backlog, Consumed, PartitionScope
+from streams.dead_letter import DeadLetterRecord, dead_letter_headers
 from streams.metrics import StreamMetrics
 from streams.outbox import Acknowledged, Outbox
 from streams.state_store import PatientStore
@@ -56,14 +57,6 @@ _COUNTED_AS = {
     for is_lab in (True, False)
     for outcome in Arrival
 }
-
-
-class _Letter(NamedTuple):
-    partition: int
-    key: bytes | None
-    value: bytes
-    reason: str
-    headers: list[tuple[str, bytes]]
 
 
 class TrackedEngine(Engine):
@@ -116,9 +109,10 @@ class StreamProcessor:
         self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
         self._out: list[tuple[int, Alert]] = []
-        self._letters: list[_Letter] = []
-        self._aside: list[_Letter] = []  # buffered events set aside while handling this message
-        self._emitted: tuple[list[tuple[int, Alert]], list[_Letter]] = ([], [])
+        self._letters: list[DeadLetterRecord] = []
+        # buffered events set aside while handling this message
+        self._aside: list[DeadLetterRecord] = []
+        self._emitted: tuple[list[tuple[int, Alert]], list[DeadLetterRecord]] = ([], [])
 
     def on_rebalance(self) -> None:
         """Forget what is in memory: after a rebalance the table is the only truth.
@@ -283,17 +277,21 @@ class StreamProcessor:
         kind = type(ev)
         if kind is DeadLetter:
             dead: DeadLetter = ev  # type: ignore[assignment]
-            headers = _headers(msg, dead.reason, dead.detail)
-            self._letters.append(_Letter(msg.partition, msg.key, dead.raw, dead.reason, headers))
+            headers = dead_letter_headers(msg, dead.reason, dead.detail)
+            self._letters.append(
+                DeadLetterRecord(msg.partition, msg.key, dead.raw, dead.reason, headers)
+            )
             return ("unknown", "dead_letter")
         patient_id: str = ev[0] if kind is Ignored else ev[1]  # type: ignore[assignment]
         if msg.key != patient_id.encode():
             # patient_id is the partition key of every topic (RULES.md 1): a message keyed
             # otherwise may sit on another patient's partition, where a second state would grow.
             detail = "the message key is not the patient_id of its body"
-            headers = _headers(msg, "key_mismatch", detail)
+            headers = dead_letter_headers(msg, "key_mismatch", detail)
             value = msg.value if msg.value is not None else b""
-            self._letters.append(_Letter(msg.partition, msg.key, value, "key_mismatch", headers))
+            self._letters.append(
+                DeadLetterRecord(msg.partition, msg.key, value, "key_mismatch", headers)
+            )
             return ("unknown", "dead_letter")
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
@@ -330,9 +328,11 @@ class StreamProcessor:
     def _bad_control(self, msg: Consumed, detail: str) -> tuple[str, str]:
         """Dead-letter a control message the worker cannot read (its text is never logged)."""
         log.warning("dead-lettering a control message (%s) at offset %d", detail, msg.offset)
-        headers = _headers(msg, "bad_control", detail)
+        headers = dead_letter_headers(msg, "bad_control", detail)
         value = msg.value if msg.value is not None else b""
-        self._letters.append(_Letter(msg.partition, msg.key, value, "bad_control", headers))
+        self._letters.append(
+            DeadLetterRecord(msg.partition, msg.key, value, "bad_control", headers)
+        )
         return ("control", "invalid")
 
     # -- partitions -----------------------------------------------------------------------
@@ -434,8 +434,10 @@ class StreamProcessor:
         if msg.topic != self.ticks:
             value = msg.value if msg.value is not None else b""
             detail = f"{type(exc).__name__} while processing"
-            headers = _headers(msg, PROCESSING_ERROR, detail)
-            self._letters = [_Letter(msg.partition, msg.key, value, PROCESSING_ERROR, headers)]
+            headers = dead_letter_headers(msg, PROCESSING_ERROR, detail)
+            self._letters = [
+                DeadLetterRecord(msg.partition, msg.key, value, PROCESSING_ERROR, headers)
+            ]
         return False
 
     async def _drop_culprit(self, msg: Consumed, what: str, item: Any) -> bool:
@@ -455,10 +457,12 @@ class StreamProcessor:
                 del state.pending[i]
                 self.store.put(msg.partition, state)
                 await self.store.flush()  # a later failed attempt must not undo this
-                headers = _headers(msg, PROCESSING_ERROR, "a buffered event failed when released")
+                headers = dead_letter_headers(
+                    msg, PROCESSING_ERROR, "a buffered event failed when released"
+                )
                 headers.append(("buffered", b"true"))
                 self._aside.append(
-                    _Letter(
+                    DeadLetterRecord(
                         msg.partition,
                         item.patient_id.encode(),
                         orjson.dumps(entry),
@@ -468,13 +472,3 @@ class StreamProcessor:
                 )
                 return True
         return False  # the message's own event: it is the one set aside
-
-
-def _headers(msg: Consumed, reason: str, detail: str) -> list[tuple[str, bytes]]:
-    return [
-        ("reason", reason.encode()),
-        ("detail", detail.encode()),
-        ("source_topic", msg.topic.encode()),
-        ("source_partition", str(msg.partition).encode()),
-        ("source_offset", str(msg.offset).encode()),
-    ]
