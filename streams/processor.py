@@ -19,29 +19,26 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import orjson
 
 from alerts.alert import Alert
 from alerts.codes import CodeSets
 from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
-from alerts.engine import Engine
-from alerts.events import LabResult, Medication, Micros
+from alerts.events import LabResult, Medication
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import FOREVER, NEVER, AlertSink
-from alerts.state import PatientState, Timer
 from streams.consumed import Backlog, Consumed, PartitionScope
 from streams.dead_letter import DeadLetterRecord, dead_letter_headers
 from streams.metrics import StreamMetrics
 from streams.outbox import Acknowledged, Outbox
+from streams.processing_failure import PROCESSING_ERROR, TrackedEngine, drop_culprit
 from streams.state_store import PatientStore
 from streams.watermark import Arrival, Behind, PartitionClock
 
 log = logging.getLogger("kmg.stream")
 
 TICK = b'{"control":"tick"}'
-PROCESSING_ERROR = "processing_error"
 _ATTEMPTS = 3
 _CLOCK_WRITE_SECONDS = 1.0
 _KIND_OF_IGNORED = {
@@ -57,22 +54,6 @@ _COUNTED_AS = {
     for is_lab in (True, False)
     for outcome in Arrival
 }
-
-
-class TrackedEngine(Engine):
-    """The engine, remembering the event or timer it is working on (to set a failure aside)."""
-
-    current: tuple[str, Any] | None = None
-
-    def apply(self, state: PatientState, ev: Any, at: Micros, out: Any, timers: Any) -> None:
-        self.current = ("event", ev)
-        super().apply(state, ev, at, out, timers)
-        self.current = None
-
-    def fire(self, state: PatientState, timer: Timer, at: Micros, out: Any, timers: Any) -> None:
-        self.current = ("timer", timer)
-        super().fire(state, timer, at, out, timers)
-        self.current = None
 
 
 class StreamProcessor:
@@ -428,7 +409,7 @@ class StreamProcessor:
         if (
             culprit is not None
             and attempt < _ATTEMPTS - 1
-            and await self._drop_culprit(msg, *culprit)
+            and await drop_culprit(self.store, msg, *culprit, self._aside)
         ):
             return True
         if msg.topic != self.ticks:
@@ -439,36 +420,3 @@ class StreamProcessor:
                 DeadLetterRecord(msg.partition, msg.key, value, PROCESSING_ERROR, headers)
             ]
         return False
-
-    async def _drop_culprit(self, msg: Consumed, what: str, item: Any) -> bool:
-        """Remove a failing buffered event or timer from its patient's stored state."""
-        state = self.store.get(item.patient_id)
-        if state is None:
-            return False
-        if what == "timer":
-            if item not in state.timers:
-                return False
-            state.timers.discard(item)
-            self.store.put(msg.partition, state)
-            await self.store.flush()
-            return True
-        for i, entry in enumerate(state.pending):
-            if entry[3] == item.event_id:
-                del state.pending[i]
-                self.store.put(msg.partition, state)
-                await self.store.flush()  # a later failed attempt must not undo this
-                headers = dead_letter_headers(
-                    msg, PROCESSING_ERROR, "a buffered event failed when released"
-                )
-                headers.append(("buffered", b"true"))
-                self._aside.append(
-                    DeadLetterRecord(
-                        msg.partition,
-                        item.patient_id.encode(),
-                        orjson.dumps(entry),
-                        PROCESSING_ERROR,
-                        headers,
-                    )
-                )
-                return True
-        return False  # the message's own event: it is the one set aside
