@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,36 +23,31 @@ import orjson
 
 from alerts.alert import Alert
 from alerts.codes import CodeSets
-from alerts.decoder import DeadLetter, Decoder, Ignored, IgnoreReason
+from alerts.decoder import DeadLetter, Decoder, Ignored
 from alerts.events import LabResult, Medication
 from alerts.rule_config import RuleConfig, Windows
-from alerts.scheduler import FOREVER, NEVER, AlertSink
+from alerts.scheduler import AlertSink
 from streams.consumed import Backlog, Consumed, PartitionScope
 from streams.dead_letter import DeadLetterRecord, dead_letter_headers
 from streams.metrics import StreamMetrics
 from streams.outbox import Acknowledged, Outbox
 from streams.processing_failure import PROCESSING_ERROR, TrackedEngine, drop_culprit
 from streams.state_store import PatientStore
-from streams.watermark import Arrival, Behind, PartitionClock
+from streams.stream_counts import (
+    COUNTED_AS,
+    KIND_OF_IGNORED,
+    count_outcome,
+    count_sent,
+    observe_messages,
+)
+from streams.watermark import Behind, PartitionClock
 
 log = logging.getLogger("kmg.stream")
 
 TICK = b'{"control":"tick"}'
 _ATTEMPTS = 3
 _CLOCK_WRITE_SECONDS = 1.0
-_KIND_OF_IGNORED = {
-    IgnoreReason.OTHER_LAB_CODE: "lab_result",
-    IgnoreReason.PRELIMINARY: "lab_result",
-    IgnoreReason.OTHER_MEDICATION: "medication",
-}
-_LATE, _DUPLICATE = Arrival.LATE, Arrival.DUPLICATE
 _NEVER = float("-inf")
-# The (kind, outcome) labels of an arrival, by (is a lab result, outcome).
-_COUNTED_AS = {
-    (is_lab, outcome): ("lab_result" if is_lab else "medication", str(outcome))
-    for is_lab in (True, False)
-    for outcome in Arrival
-}
 
 
 class StreamProcessor:
@@ -156,9 +150,11 @@ class StreamProcessor:
         sent = await self._emit()  # if it fails, the batch is taken again: counted then
         self._count_emitted()
         for (kind, outcome), n in Counter(counted).items():
-            self._count(kind, outcome, n)
+            count_outcome(self.metrics, kind, outcome, n)
         await self.store.flush(scope, after=sent)
-        self._after(msgs, wall, time.perf_counter() - started)
+        observe_messages(
+            self.metrics, self.clocks, self.ticks, msgs, wall, time.perf_counter() - started
+        )
         return sent
 
     async def handle(self, msg: Consumed) -> None:
@@ -182,9 +178,11 @@ class StreamProcessor:
             await sent  # one message at a time: its outputs before its state
         self._count_emitted()
         if counted is not None:
-            self._count(*counted)
+            count_outcome(self.metrics, *counted)
         await self.store.flush()
-        self._after([msg], wall, time.perf_counter() - started)
+        observe_messages(
+            self.metrics, self.clocks, self.ticks, [msg], wall, time.perf_counter() - started
+        )
 
     def _idle_after(self, msgs: Sequence[Consumed], scope: PartitionScope) -> None:
         """Let the batch's caught-up partitions' W move on at wall-clock rate (section 3).
@@ -197,23 +195,6 @@ class StreamProcessor:
         for p in {m.partition for m in msgs if m.topic != self.ticks}:
             scope(p)
             self.clocks[p].idle(self._behind(p), now)
-
-    def _after(self, msgs: Sequence[Consumed], wall: float, seconds: float) -> None:
-        self.metrics.processing_seconds.observe(seconds / len(msgs), len(msgs))
-        ticks = self.ticks
-        for msg in msgs:
-            if msg.topic == ticks:
-                self._gauges(msg.partition, wall)  # every few seconds per partition is enough
-
-    def _gauges(self, partition: int, wall: float) -> None:
-        clock = self.clocks.get(partition)
-        if clock is not None:
-            w = clock.watermark
-            if w <= NEVER:
-                lag = math.nan  # no event yet: no watermark to lag behind
-            else:
-                lag = 0.0 if w >= FOREVER else max(0.0, wall - w / 1e6)
-            self.metrics.partition(partition, lag, clock.buffered(), clock.pending_timers())
 
     def _process(self, msg: Consumed, wall: float) -> tuple[str, str]:
         self.engine.current = None
@@ -276,12 +257,12 @@ class StreamProcessor:
             return ("unknown", "dead_letter")
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
-            label = _KIND_OF_IGNORED[ign.why]
+            label = KIND_OF_IGNORED[ign.why]
             fresh = clock.ignored(ign.patient_id, ign.event_id)
             return (label, "ignored" if fresh else "duplicate")
         event: LabResult | Medication = ev  # type: ignore[assignment]
         outcome = clock.arrive(event, msg.topic, self._behind(msg.partition), wall)
-        return _COUNTED_AS[kind is LabResult, outcome]
+        return COUNTED_AS[kind is LabResult, outcome]
 
     def _control(self, clock: PartitionClock, msg: Consumed, wall: float) -> tuple[str, str]:
         try:
@@ -377,17 +358,7 @@ class StreamProcessor:
         """Count the alerts and dead letters of the last _emit, once they are sent for good."""
         alerts, letters = self._emitted
         self._emitted = ([], [])
-        for _, a in alerts:
-            self.metrics.alert(a.rule, a.status, a.severity)
-        for letter in letters:
-            self.metrics.dead_letter(letter.reason)
-
-    def _count(self, kind: str, outcome: str, n: int = 1) -> None:
-        self.metrics.event(kind, outcome, n)
-        if outcome == _LATE:
-            self.metrics.late.inc(n)
-        elif outcome == _DUPLICATE:
-            self.metrics.duplicates.inc(n)
+        count_sent(self.metrics, alerts, letters)
 
     # -- failures -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from streams.metrics import (
     StreamMetrics,
     reason_class,
 )
-from streams.processor import _COUNTED_AS, _KIND_OF_IGNORED
+from streams.stream_counts import COUNTED_AS, KIND_OF_IGNORED
 
 
 @pytest.mark.parametrize(
@@ -116,5 +116,5 @@ def test_only_the_outcomes_a_message_can_end_in_are_exported():
     assert exported == set(EVENT_OUTCOMES)
     assert ("lab_result", "tick") not in exported and ("control", "accepted") not in exported
     # Every pair the processor counts an event under is exported (a missing one would raise).
-    assert set(_COUNTED_AS.values()) <= exported
-    assert {(kind, "ignored") for kind in _KIND_OF_IGNORED.values()} <= exported
+    assert set(COUNTED_AS.values()) <= exported
+    assert {(kind, "ignored") for kind in KIND_OF_IGNORED.values()} <= exported
