@@ -9,87 +9,28 @@ from streams.audit.charts import (
     BLUE,
     ORANGE,
     PURPLE,
-    SKY,
     VERMILION,
-    YELLOW,
     Series,
     bar_chart,
     column_chart,
 )
-from streams.audit.figures import NO_LOCATION, TIME_BINS
+from streams.audit.figures import TIME_BINS
 from streams.audit.glossary import PARAMETERS, how_to_read
+from streams.audit.legend import CONTEXTS, RULE_NAMES, SEVERITY_COLORS, SHORT_RULE_NAMES
+from streams.audit.report_cells import (
+    count_text,
+    episodes_text,
+    group_cell,
+    group_label,
+    hours_text,
+    html_table,
+    pct_text,
+    rate_text,
+    share_cell,
+)
 from streams.audit.style import CSS
 
-CONTEXTS = (  # key, plain name, colour
-    ("not_checked", "Mg not checked", VERMILION),
-    ("low_uncorrected", "Mg low, not corrected", ORANGE),
-    ("low_corrected", "Mg low, corrected", YELLOW),
-    ("repleted_unchecked", "Mg given, not checked", SKY),
-    ("normal", "Mg normal", BLUE),
-)
-SEVERITY_COLORS = (("warning", YELLOW), ("high", ORANGE), ("critical", VERMILION))
-SHORT_RULE_NAMES = {
-    "MG_NOT_CHECKED": "Mg not checked",
-    "MG_LOW_UNCORRECTED": "Mg low",
-    "REFRACTORY_HYPOKALEMIA": "Refractory",
-}
-RULE_NAMES = {
-    "MG_NOT_CHECKED": "Magnesium not checked",
-    "MG_LOW_UNCORRECTED": "Magnesium low, not corrected",
-    "REFRACTORY_HYPOKALEMIA": "Refractory hypokalaemia",
-}
 MAX_LOCATIONS_CHARTED = 40
-NO_LOCATION_SHOWN = "no location"  # in italics in tables, "(no location)" in charts
-
-
-def _group_cell(key: str) -> str:
-    """Return a month or location as a table cell; the no-location group in italics."""
-    return f"<i>{NO_LOCATION_SHOWN}</i>" if key == NO_LOCATION else escape(key)
-
-
-def _group_label(key: str) -> str:
-    """Return a month or location as chart text (escaped by the chart)."""
-    return f"({NO_LOCATION_SHOWN})" if key == NO_LOCATION else key
-
-
-def _hours(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f} h"
-
-
-def _n(value: int | float | None) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and value != int(value):
-        return f"{value:,.1f}"
-    return f"{int(value):,}"
-
-
-def _pct(share: dict[str, Any]) -> str:
-    return "–" if share["pct"] is None else f"{share['pct']:.1f}%"
-
-
-def _rate(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
-
-
-def _episodes(n: int) -> str:
-    return f"{n:,} episode" if n == 1 else f"{n:,} episodes"
-
-
-def _share_cell(share: dict[str, Any]) -> str:
-    return f"{_n(share['n'])} ({_pct(share)})"
-
-
-def _table(head: list[str], rows: list[list[str]], first_text: bool = True) -> str:
-    def cell(tag: str, i: int, body: str) -> str:
-        cls = ' class="t"' if i == 0 and first_text else ""
-        return f"<{tag}{cls}>{body}</{tag}>"
-
-    out = ["<table><tr>", *(cell("th", i, escape(h)) for i, h in enumerate(head)), "</tr>"]
-    for row in rows:
-        out.append("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
-    out.append("</table>")
-    return "".join(out)
 
 
 def _card(value: str, label: str, sub: str) -> str:
@@ -107,34 +48,34 @@ def _headline(o: dict[str, Any]) -> str:
         + "".join(
             [
                 _card(
-                    _n(n),
+                    count_text(n),
                     "potassium repletion episodes",
-                    f"{_n(o['withdrawn_episodes'])} more were cancelled before the check",
+                    f"{count_text(o['withdrawn_episodes'])} more were cancelled before the check",
                 ),
                 _card(
-                    _pct(ctx["not_checked"]),
+                    pct_text(ctx["not_checked"]),
                     "magnesium not checked",
-                    _episodes(ctx["not_checked"]["n"]),
+                    episodes_text(ctx["not_checked"]["n"]),
                 ),
                 _card(
-                    _pct(ctx["low_uncorrected"]),
+                    pct_text(ctx["low_uncorrected"]),
                     "magnesium low and not corrected",
-                    _episodes(ctx["low_uncorrected"]["n"]),
+                    episodes_text(ctx["low_uncorrected"]["n"]),
                 ),
                 _card(
-                    _pct(o["refractory"]),
+                    pct_text(o["refractory"]),
                     "refractory hypokalaemia pattern",
-                    _episodes(o["refractory"]["n"]),
+                    episodes_text(o["refractory"]["n"]),
                 ),
                 _card(
-                    _pct(o["episodes_with_alert"]),
+                    pct_text(o["episodes_with_alert"]),
                     "episodes that raised an alert",
-                    _episodes(o["episodes_with_alert"]["n"]),
+                    episodes_text(o["episodes_with_alert"]["n"]),
                 ),
                 _card(
-                    _rate(o["alerts_per_100_episodes"]["total"]),
+                    rate_text(o["alerts_per_100_episodes"]["total"]),
                     "alerts per 100 episodes",
-                    f"{_n(o['alerts_fired']['total'])} alerts would have fired",
+                    f"{count_text(o['alerts_fired']['total'])} alerts would have fired",
                 ),
             ]
         )
@@ -144,8 +85,8 @@ def _headline(o: dict[str, Any]) -> str:
 
 def _context_section(title: str, groups: dict[str, Any], charted: list[str], columns: bool) -> str:
     names = list(groups)
-    labels = [_group_label(g) for g in names]
-    charted_labels = [_group_label(g) for g in charted]
+    labels = [group_label(g) for g in names]
+    charted_labels = [group_label(g) for g in charted]
     counts = [
         Series(name, color, [groups[g]["mg_context"][key]["n"] for g in names])
         for key, name, color in CONTEXTS
@@ -188,15 +129,15 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
         f = groups[g]
         ctx = f["mg_context"]
         rows.append(
-            [_group_cell(g), _n(f["episodes"])]
-            + [_share_cell(ctx[key]) for key, _, _ in CONTEXTS]
+            [group_cell(g), count_text(f["episodes"])]
+            + [share_cell(ctx[key]) for key, _, _ in CONTEXTS]
             + [
-                _share_cell(f["refractory"]),
-                _rate(f["alerts_per_100_episodes"]["total"]),
-                _n(f["withdrawn_episodes"]),
+                share_cell(f["refractory"]),
+                rate_text(f["alerts_per_100_episodes"]["total"]),
+                count_text(f["withdrawn_episodes"]),
             ]
         )
-    parts.append(_table(head, rows))
+    parts.append(html_table(head, rows))
     return "".join(parts)
 
 
@@ -211,9 +152,9 @@ def _times_section(
     """Return a time histogram: all episodes beside the subgroup the time matters most for."""
     all_bins, sub_bins = block["all_episodes"], block[subgroup]
     typical = " ".join(
-        f"{escape(name[0].upper() + name[1:])}: median {_hours(q['median_hours'])}, 90th "
+        f"{escape(name[0].upper() + name[1:])}: median {hours_text(q['median_hours'])}, 90th "
         "percentile "
-        f"{_hours(q['p90_hours'])} ({_episodes(q['n'])} with one)."
+        f"{hours_text(q['p90_hours'])} ({episodes_text(q['n'])} with one)."
         for name, q in (("All episodes", hours["all_episodes"]), (sub_name, hours[subgroup]))
     )
     n_all, n_sub = sum(all_bins.values()), sum(sub_bins.values())
@@ -229,10 +170,10 @@ def _times_section(
     rows = [
         [
             escape(b.label),
-            _n(all_bins[b.key]),
-            _rate(pct(all_bins, n_all)[i]) + "%",
-            _n(sub_bins[b.key]),
-            _rate(pct(sub_bins, n_sub)[i]) + "%",
+            count_text(all_bins[b.key]),
+            rate_text(pct(all_bins, n_all)[i]) + "%",
+            count_text(sub_bins[b.key]),
+            rate_text(pct(sub_bins, n_sub)[i]) + "%",
         ]
         for i, b in enumerate(TIME_BINS)
     ]
@@ -241,7 +182,9 @@ def _times_section(
         f"band; the last band holds episodes with none within the follow-up.</p><p>{typical}</p>"
         + '<div class="pair">'
         + column_chart(title, labels, series, unit="%", decimals=1, width=560, height=280)
-        + _table(["time after t0", "all", "%", sub_name.replace("episodes with ", ""), "%"], rows)
+        + html_table(
+            ["time after t0", "all", "%", sub_name.replace("episodes with ", ""), "%"], rows
+        )
         + "</div>"
     )
 
@@ -257,12 +200,12 @@ def _alerts_section(o: dict[str, Any]) -> str:
         fired, per = o["alerts_fired"][r], o["alerts_per_100_episodes"][r]
         rows.append(
             [escape(RULE_NAMES[r]) + f"<br><code>{r}</code>"]
-            + [f"{_n(fired[s])} ({_rate(per[s])})" for s, _ in SEVERITY_COLORS]
-            + [f"{_n(fired['total'])} ({_rate(per['total'])})"]
+            + [f"{count_text(fired[s])} ({rate_text(per[s])})" for s, _ in SEVERITY_COLORS]
+            + [f"{count_text(fired['total'])} ({rate_text(per['total'])})"]
         )
     stray = o["alerts_fired_without_episode"]
     note = (
-        f'<p class="small">{_n(stray)} of these alerts belong to no counted episode (see '
+        f'<p class="small">{count_text(stray)} of these alerts belong to no counted episode (see '
         "the definitions): they are in these totals only, in no month or location.</p>"
         if stray
         else ""
@@ -279,7 +222,7 @@ def _alerts_section(o: dict[str, Any]) -> str:
             width=480,
             height=260,
         )
-        + _table(["rule", "warning", "high", "critical", "all"], rows)
+        + html_table(["rule", "warning", "high", "critical", "all"], rows)
         + "</div>"
         + note
     )
@@ -290,7 +233,7 @@ def _shown(groups: dict[str, Any], charted: list[str], columns: bool) -> list[st
 
 
 def _chart(label: str, groups: list[str], series: list[Series], columns: bool) -> str:
-    names = [_group_label(g) for g in groups]
+    names = [group_label(g) for g in groups]
     if columns:
         return column_chart(label, names, series, decimals=1, height=260)
     return bar_chart(label, names, series, decimals=1)
@@ -309,14 +252,14 @@ def _times_by_group(
     ]
     rows = []
     for g, f in groups.items():
-        row = [_group_cell(g), _n(f["episodes"])]
+        row = [group_cell(g), count_text(f["episodes"])]
         for key, _ in kinds:
             q = f[key]["all_episodes"]
             pct = None if f["episodes"] == 0 else round(100 * q["n"] / f["episodes"], 1)
             row += [
-                _share_cell({"n": q["n"], "pct": pct}),
-                _hours(q["median_hours"]),
-                _hours(q["p90_hours"]),
+                share_cell({"n": q["n"], "pct": pct}),
+                hours_text(q["median_hours"]),
+                hours_text(q["p90_hours"]),
             ]
         rows.append(row)
     head = ["", "episodes", "Mg result", "median", "90th pct", "Mg order or dose", "median"]
@@ -325,7 +268,7 @@ def _times_by_group(
         f"magnesium order or dose, within {follow_up} h of t0; the median and 90th percentile "
         "of those times (half, and nine in ten, of them came sooner).</p>"
         + _chart(f"{title}: median hours", shown, series, columns)
-        + _table([*head, "90th pct"], rows)
+        + html_table([*head, "90th pct"], rows)
     )
 
 
@@ -349,16 +292,16 @@ def _alerts_by_group(
     for g, f in groups.items():
         fired, per = f["alerts_fired"], f["alerts_per_100_episodes"]
         rows.append(
-            [_group_cell(g), _n(f["episodes"])]
-            + [f"{_rate(per[r][s])} ({_n(fired[r][s])})" for r, s in kinds]
-            + [f"{_rate(per['total'])} ({_n(fired['total'])})"]
+            [group_cell(g), count_text(f["episodes"])]
+            + [f"{rate_text(per[r][s])} ({count_text(fired[r][s])})" for r, s in kinds]
+            + [f"{rate_text(per['total'])} ({count_text(fired['total'])})"]
         )
     return (
         f"<h3>{escape(title)}</h3><p>Alerts per 100 episodes of the {noun}, by rule and "
         "severity, with the number of alerts in brackets. An alert counts with the episode it "
         "was raised for.</p>"
         + _chart(f"{title}: alerts per 100 episodes by rule", shown, series, columns)
-        + _table(head, rows)
+        + html_table(head, rows)
     )
 
 
@@ -367,16 +310,19 @@ def _input_section(inp: dict[str, Any]) -> str:
         ["format", escape(inp["format"])],
         ["files", escape(", ".join(inp["files"]))],
         ["facility time zone", escape(inp["facility_timezone"])],
-        ["events read", _n(sum(inp["events_by_kind"].values()))],
-        *([f"&nbsp;&nbsp;{escape(k)}", _n(v)] for k, v in inp["events_by_kind"].items()),
-        ["duplicates (ignored)", _n(inp["duplicates"])],
-        ["ignored (other codes, drugs, preliminary)", _n(sum(inp["ignored"].values()))],
-        ["dead letters (not usable, see dead_letters.ndjson)", _n(inp["dead_letters"])],
-        *([f"&nbsp;&nbsp;{escape(k)}", _n(v)] for k, v in inp["invalid"].items()),
-        *([f"&nbsp;&nbsp;feed: {escape(k)}", _n(v)] for k, v in inp["adapter_rejected"].items()),
-        ["patients", _n(inp["patients"])],
+        ["events read", count_text(sum(inp["events_by_kind"].values()))],
+        *([f"&nbsp;&nbsp;{escape(k)}", count_text(v)] for k, v in inp["events_by_kind"].items()),
+        ["duplicates (ignored)", count_text(inp["duplicates"])],
+        ["ignored (other codes, drugs, preliminary)", count_text(sum(inp["ignored"].values()))],
+        ["dead letters (not usable, see dead_letters.ndjson)", count_text(inp["dead_letters"])],
+        *([f"&nbsp;&nbsp;{escape(k)}", count_text(v)] for k, v in inp["invalid"].items()),
+        *(
+            [f"&nbsp;&nbsp;feed: {escape(k)}", count_text(v)]
+            for k, v in inp["adapter_rejected"].items()
+        ),
+        ["patients", count_text(inp["patients"])],
     ]
-    return "<h2>Data read</h2>" + _table(["what", "count"], rows)
+    return "<h2>Data read</h2>" + html_table(["what", "count"], rows)
 
 
 def _config_section(cfg: dict[str, Any], rule_version: str) -> str:
@@ -392,7 +338,7 @@ def _config_section(cfg: dict[str, Any], rule_version: str) -> str:
             shown = escape(str(value).lower() if isinstance(value, bool) else str(value))
         meaning = escape(PARAMETERS.get(key, ""))
         rows.append([f"<code>{escape(key)}</code>", shown, meaning])
-    table = _table(["parameter", "value", "meaning"], rows).replace("<td>", '<td class="t">')
+    table = html_table(["parameter", "value", "meaning"], rows).replace("<td>", '<td class="t">')
     return (
         f"<h2>Configuration used</h2><p>Rule version <code>{escape(rule_version)}</code> "
         "(the same stamp is on every alert). Every rule parameter:</p>"
