@@ -15,8 +15,9 @@ from streams.audit.charts import (
     column_chart,
 )
 from streams.audit.figures import TIME_BINS
-from streams.audit.glossary import PARAMETERS, how_to_read
+from streams.audit.glossary import how_to_read
 from streams.audit.legend import CONTEXTS, RULE_NAMES, SEVERITY_COLORS, SHORT_RULE_NAMES
+from streams.audit.provenance import config_section, input_section
 from streams.audit.report_cells import (
     count_text,
     episodes_text,
@@ -305,47 +306,6 @@ def _alerts_by_group(
     )
 
 
-def _input_section(inp: dict[str, Any]) -> str:
-    rows = [
-        ["format", escape(inp["format"])],
-        ["files", escape(", ".join(inp["files"]))],
-        ["facility time zone", escape(inp["facility_timezone"])],
-        ["events read", count_text(sum(inp["events_by_kind"].values()))],
-        *([f"&nbsp;&nbsp;{escape(k)}", count_text(v)] for k, v in inp["events_by_kind"].items()),
-        ["duplicates (ignored)", count_text(inp["duplicates"])],
-        ["ignored (other codes, drugs, preliminary)", count_text(sum(inp["ignored"].values()))],
-        ["dead letters (not usable, see dead_letters.ndjson)", count_text(inp["dead_letters"])],
-        *([f"&nbsp;&nbsp;{escape(k)}", count_text(v)] for k, v in inp["invalid"].items()),
-        *(
-            [f"&nbsp;&nbsp;feed: {escape(k)}", count_text(v)]
-            for k, v in inp["adapter_rejected"].items()
-        ),
-        ["patients", count_text(inp["patients"])],
-    ]
-    return "<h2>Data read</h2>" + html_table(["what", "count"], rows)
-
-
-def _config_section(cfg: dict[str, Any], rule_version: str) -> str:
-    rows = []
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            shown = "<br>".join(
-                f"{escape(str(k))}: {escape(', '.join(map(str, v)))}" for k, v in value.items()
-            )
-        elif isinstance(value, list):
-            shown = escape(", ".join(map(str, value)))
-        else:
-            shown = escape(str(value).lower() if isinstance(value, bool) else str(value))
-        meaning = escape(PARAMETERS.get(key, ""))
-        rows.append([f"<code>{escape(key)}</code>", shown, meaning])
-    table = html_table(["parameter", "value", "meaning"], rows).replace("<td>", '<td class="t">')
-    return (
-        f"<h2>Configuration used</h2><p>Rule version <code>{escape(rule_version)}</code> "
-        "(the same stamp is on every alert). Every rule parameter:</p>"
-        + table.replace("<th>", '<th class="t">')
-    )
-
-
 def _anything(group: dict[str, Any]) -> bool:
     return bool(group["episodes"] or group["withdrawn_episodes"] or group["alerts_fired"]["total"])
 
@@ -409,9 +369,9 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         "<h2>Alerts per 100 episodes, by month and by location</h2>",
         _alerts_by_group("By month (of t0)", "month", months, [], True, kinds),
         _alerts_by_group("By location", "location", locations, charted, False, kinds),
-        _input_section(summary["input"]),
+        input_section(summary["input"]),
         f"<h2>Definitions</h2><ul>{definitions}</ul>",
-        _config_section(cfg, summary["rule_version"]),
+        config_section(cfg, summary["rule_version"]),
         '<p class="small">Made by <code>kmg audit</code>. The numbers are also in summary.json; '
         "one row per episode in episodes.csv; the alerts in alerts.ndjson.</p>",
     ]
