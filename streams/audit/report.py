@@ -14,74 +14,22 @@ from streams.audit.charts import (
     bar_chart,
     column_chart,
 )
-from streams.audit.figures import TIME_BINS
 from streams.audit.glossary import how_to_read
 from streams.audit.legend import CONTEXTS, RULE_NAMES, SEVERITY_COLORS, SHORT_RULE_NAMES
+from streams.audit.overall_sections import alerts_section, headline, times_section
 from streams.audit.provenance import config_section, input_section
 from streams.audit.report_cells import (
     count_text,
-    episodes_text,
     group_cell,
     group_label,
     hours_text,
     html_table,
-    pct_text,
     rate_text,
     share_cell,
 )
 from streams.audit.style import CSS
 
 MAX_LOCATIONS_CHARTED = 40
-
-
-def _card(value: str, label: str, sub: str) -> str:
-    return (
-        f'<div class="card"><div class="v">{value}</div><div class="l">{escape(label)}</div>'
-        f'<div class="s">{escape(sub)}</div></div>'
-    )
-
-
-def _headline(o: dict[str, Any]) -> str:
-    n = o["episodes"]
-    ctx = o["mg_context"]
-    return (
-        '<div class="cards">'
-        + "".join(
-            [
-                _card(
-                    count_text(n),
-                    "potassium repletion episodes",
-                    f"{count_text(o['withdrawn_episodes'])} more were cancelled before the check",
-                ),
-                _card(
-                    pct_text(ctx["not_checked"]),
-                    "magnesium not checked",
-                    episodes_text(ctx["not_checked"]["n"]),
-                ),
-                _card(
-                    pct_text(ctx["low_uncorrected"]),
-                    "magnesium low and not corrected",
-                    episodes_text(ctx["low_uncorrected"]["n"]),
-                ),
-                _card(
-                    pct_text(o["refractory"]),
-                    "refractory hypokalaemia pattern",
-                    episodes_text(o["refractory"]["n"]),
-                ),
-                _card(
-                    pct_text(o["episodes_with_alert"]),
-                    "episodes that raised an alert",
-                    episodes_text(o["episodes_with_alert"]["n"]),
-                ),
-                _card(
-                    rate_text(o["alerts_per_100_episodes"]["total"]),
-                    "alerts per 100 episodes",
-                    f"{count_text(o['alerts_fired']['total'])} alerts would have fired",
-                ),
-            ]
-        )
-        + "</div>"
-    )
 
 
 def _context_section(title: str, groups: dict[str, Any], charted: list[str], columns: bool) -> str:
@@ -140,93 +88,6 @@ def _context_section(title: str, groups: dict[str, Any], charted: list[str], col
         )
     parts.append(html_table(head, rows))
     return "".join(parts)
-
-
-def _times_section(
-    title: str,
-    block: dict[str, Any],
-    hours: dict[str, Any],
-    subgroup: str,
-    sub_name: str,
-    what: str,
-) -> str:
-    """Return a time histogram: all episodes beside the subgroup the time matters most for."""
-    all_bins, sub_bins = block["all_episodes"], block[subgroup]
-    typical = " ".join(
-        f"{escape(name[0].upper() + name[1:])}: median {hours_text(q['median_hours'])}, 90th "
-        "percentile "
-        f"{hours_text(q['p90_hours'])} ({episodes_text(q['n'])} with one)."
-        for name, q in (("All episodes", hours["all_episodes"]), (sub_name, hours[subgroup]))
-    )
-    n_all, n_sub = sum(all_bins.values()), sum(sub_bins.values())
-
-    def pct(bins: dict[str, int], total: int) -> list[float | None]:
-        return [None if total == 0 else round(100 * bins[b.key] / total, 1) for b in TIME_BINS]
-
-    labels = [b.label for b in TIME_BINS]
-    series = [
-        Series(f"all episodes (n={n_all:,})", BLUE, pct(all_bins, n_all)),
-        Series(f"{sub_name} (n={n_sub:,})", VERMILION, pct(sub_bins, n_sub)),
-    ]
-    rows = [
-        [
-            escape(b.label),
-            count_text(all_bins[b.key]),
-            rate_text(pct(all_bins, n_all)[i]) + "%",
-            count_text(sub_bins[b.key]),
-            rate_text(pct(sub_bins, n_sub)[i]) + "%",
-        ]
-        for i, b in enumerate(TIME_BINS)
-    ]
-    return (
-        f"<h2>{escape(title)}</h2><p>Hours from t0 to {what}. Share of episodes in each time "
-        f"band; the last band holds episodes with none within the follow-up.</p><p>{typical}</p>"
-        + '<div class="pair">'
-        + column_chart(title, labels, series, unit="%", decimals=1, width=560, height=280)
-        + html_table(
-            ["time after t0", "all", "%", sub_name.replace("episodes with ", ""), "%"], rows
-        )
-        + "</div>"
-    )
-
-
-def _alerts_section(o: dict[str, Any]) -> str:
-    rules = list(RULE_NAMES)
-    series = [
-        Series(sev, color, [o["alerts_per_100_episodes"][r][sev] for r in rules])
-        for sev, color in SEVERITY_COLORS
-    ]
-    rows = []
-    for r in rules:
-        fired, per = o["alerts_fired"][r], o["alerts_per_100_episodes"][r]
-        rows.append(
-            [escape(RULE_NAMES[r]) + f"<br><code>{r}</code>"]
-            + [f"{count_text(fired[s])} ({rate_text(per[s])})" for s, _ in SEVERITY_COLORS]
-            + [f"{count_text(fired['total'])} ({rate_text(per['total'])})"]
-        )
-    stray = o["alerts_fired_without_episode"]
-    note = (
-        f'<p class="small">{count_text(stray)} of these alerts belong to no counted episode (see '
-        "the definitions): they are in these totals only, in no month or location.</p>"
-        if stray
-        else ""
-    )
-    return (
-        "<h2>Alerts that would have fired</h2><p>Alerts per 100 episodes by rule and severity. "
-        "Counts, with the rate per 100 episodes in brackets.</p>"
-        + '<div class="pair">'
-        + column_chart(
-            "Alerts per 100 episodes by rule and severity",
-            [RULE_NAMES[r] for r in rules],
-            series,
-            decimals=1,
-            width=480,
-            height=260,
-        )
-        + html_table(["rule", "warning", "high", "critical", "all"], rows)
-        + "</div>"
-        + note
-    )
 
 
 def _shown(groups: dict[str, Any], charted: list[str], columns: bool) -> list[str]:
@@ -343,10 +204,10 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         f"<code>{escape(summary['rule_version'])}</code>.{produced}</p>",
         how_to_read(cfg, defs["follow_up_hours"]),
         "<h2>Headline</h2>",
-        _headline(o),
+        headline(o),
         _context_section("By month (of t0)", months, list(months), True),
         _context_section("By location", locations, charted, False),
-        _times_section(
+        times_section(
             "Time to the first magnesium result",
             o["time_to_first_mg_result"],
             o["hours_to_first_mg_result"],
@@ -354,7 +215,7 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
             "episodes with Mg not checked",
             "the first magnesium result that became available",
         ),
-        _times_section(
+        times_section(
             "Time to the first magnesium repletion",
             o["time_to_first_mg_repletion"],
             o["hours_to_first_mg_repletion"],
@@ -365,7 +226,7 @@ def render_report(summary: dict[str, Any], produced_at: str | None = None) -> st
         "<h2>Time to magnesium, by month and by location</h2>",
         _times_by_group("By month (of t0)", months, [], True, follow_up),
         _times_by_group("By location", locations, charted, False, follow_up),
-        _alerts_section(o),
+        alerts_section(o),
         "<h2>Alerts per 100 episodes, by month and by location</h2>",
         _alerts_by_group("By month (of t0)", "month", months, [], True, kinds),
         _alerts_by_group("By location", "location", locations, charted, False, kinds),
