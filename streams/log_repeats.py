@@ -26,8 +26,7 @@ class RepeatedLines(logging.Filter):
         self.prefixes = prefixes
         self.interval = interval
         self.clock = clock
-        # (logger, level, text) -> (start of its interval, records held back, the last of them)
-        self._last: dict[tuple[str, int, str], tuple[float, int, logging.LogRecord | None]] = {}
+        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(self.prefixes):
@@ -36,36 +35,14 @@ class RepeatedLines(logging.Filter):
         now = self.clock()
         seen = self._last.get(key)
         if seen is not None and now - seen[0] < self.interval:
-            self._last[key] = (seen[0], seen[1] + 1, record)
+            self._last[key] = (seen[0], seen[1] + 1)
             return False
         if seen is not None and seen[1]:
             record.msg = f"{record.msg} [{seen[1]} more like it in the last {self.interval:.0f} s]"
         if len(self._last) > 1_000:  # texts are the library's few templates; bound it anyway
             self._last.clear()
-        self._last[key] = (now, 0, None)
+        self._last[key] = (now, 0)
         return True
-
-    def held_back(self) -> list[logging.LogRecord]:
-        """Return the last record of each run still held back, its count in its text; forget them.
-
-        A run that stops inside its interval (the broker came back) is otherwise never
-        counted: whoever reads the log must not take its first line for the whole outage.
-        """
-        records = []
-        for key, (started, count, last) in self._last.items():
-            if count and last is not None:
-                last.msg = f"{last.msg} [{count} like it since the one above]"
-                records.append(last)
-                self._last[key] = (started, 0, None)
-        return records
-
-
-def report_held_back(handler: logging.Handler) -> None:
-    """Write the runs a handler's RepeatedLines filters still hold back, past those filters."""
-    for repeats in handler.filters:
-        if isinstance(repeats, RepeatedLines):
-            for record in repeats.held_back():
-                handler.emit(record)
 
 
 @contextmanager
@@ -85,6 +62,5 @@ def broker_client_logging() -> Iterator[None]:
     try:
         yield
     finally:
-        report_held_back(handler)
         root.removeHandler(handler)
         root.setLevel(level)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.rule_config import ConfigError
 from streams.app import build_app
-from streams.log_repeats import RepeatedLines, report_held_back
+from streams.log_repeats import RepeatedLines
 from streams.settings import ProcessingGuarantee, Settings
 from streams.topics import ensure_topics
 
@@ -182,7 +182,4 @@ def run_worker(settings: Settings) -> int:
         if not exc.code:
             marker.unlink(missing_ok=True)
         raise
-    finally:
-        for handler in logging.getLogger().handlers:
-            report_held_back(handler)
     return 0  # pragma: no cover - execute_from_commandline always raises SystemExit
