@@ -1314,7 +1314,3 @@ def main(argv: list[str] | None = None) -> int:
     counts = write_ndjson(shape, args.out)
     sys.stderr.write(orjson.dumps(counts).decode() + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
