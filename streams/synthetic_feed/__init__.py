@@ -59,15 +59,62 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, Final
 
 import orjson
 
+from streams.synthetic_feed.drugs import (
+    _IGNORED,
+    _K_IV,
+    _K_PHOS,
+    _K_PO,
+    _K_PREMIX,
+    _LOOP,
+    _MG_IV,
+    _MG_PO,
+    _MIVF,
+    _NO_DRUG_FRAG,
+    _PRN,
+    _THIAZIDE,
+    _Drug,
+)
+from streams.synthetic_feed.lab_codes import (
+    _DEC1,
+    _DEC2,
+    _HEMO,
+    _K_UNITS,
+    _MG_STYLES,
+    _OTHER_LABS,
+    _OTHER_MAX,
+    _OTHER_MEAN,
+    _POOL,
+)
+from streams.synthetic_feed.lab_codes import K_POC as K_POC
+from streams.synthetic_feed.lab_codes import K_SERUM as K_SERUM
+from streams.synthetic_feed.lab_codes import MG_MASS as MG_MASS
+from streams.synthetic_feed.lab_codes import MG_MG_DL_PER_MEQ_L as MG_MG_DL_PER_MEQ_L
+from streams.synthetic_feed.lab_codes import MG_MG_DL_PER_MMOL_L as MG_MG_DL_PER_MMOL_L
+from streams.synthetic_feed.lab_codes import MG_MOLES as MG_MOLES
+from streams.synthetic_feed.lines import (
+    _KEY,
+    _LINE,
+    _T_KMG_FINAL,
+    _T_KMG_OTHER,
+    _T_MED,
+    _T_MED_CANCEL,
+    _T_OTHER_LAB,
+    _TAG,
+    _json,
+)
+from streams.synthetic_feed.lines import _T_DUPLICATE as _T_DUPLICATE
+from streams.synthetic_feed.lines import _T_INVALID as _T_INVALID
+from streams.synthetic_feed.lines import Pending as Pending
+from streams.synthetic_feed.shape import FeedShape
+
 __all__ = ["MAX_JITTER_MICROS", "FeedShape", "generate", "main", "write_ndjson"]
+
 
 MAX_JITTER_MICROS: Final = 300_000_000
 """The most a line arrives after a line whose availability is later (5 minutes)."""
@@ -76,60 +123,11 @@ _DUP_DELAY_MICROS: Final = 60_000_000
 _DAY: Final = 86_400
 _HOUR: Final = 3_600
 
-# Line tags (internal): what a yielded line is.
-_T_OTHER_LAB: Final = 0  # lab with a code outside the K/Mg sets
-_T_KMG_FINAL: Final = 1  # K/Mg lab, final or corrected, with value and unit
-_T_KMG_OTHER: Final = 2  # K/Mg lab, preliminary or removal
-_T_MED: Final = 3  # medication ordered or administered
-_T_MED_CANCEL: Final = 4  # medication cancelled
-_T_INVALID: Final = 5
-_T_DUPLICATE: Final = 6
 
 WARDS: Final = ("ICU-A", "ICU-B", "CCU", "WARD-4E", "WARD-5W")
 _WARD_CUM: Final = (0.11, 0.22, 0.32, 0.66, 1.0)
 _ICU_WARDS: Final = frozenset({"ICU-A", "ICU-B", "CCU"})
 
-K_SERUM: Final = "2823-3"
-K_POC: Final = "6298-4"
-MG_MASS: Final = "19123-9"
-MG_MOLES: Final = "2601-3"
-MG_MG_DL_PER_MMOL_L: Final = 2.4305
-MG_MG_DL_PER_MEQ_L: Final = 1.21525
-
-# (cumulative weight, spelling) for potassium units and magnesium reporting styles.
-_K_UNITS: Final = (
-    (0.58, "mmol/L"),
-    (0.86, "mEq/L"),
-    (0.93, "meq/l"),
-    (0.97, "MMOL/L"),
-    (1.0, "mEq/l"),
-)
-# (cumulative weight, code, unit, divisor from mg/dL, decimals)
-_MG_STYLES: Final = (
-    (0.80, MG_MASS, "mg/dL", 1.0, 1),
-    (0.86, MG_MASS, "mg/dl", 1.0, 1),
-    (0.95, MG_MOLES, "mmol/L", MG_MG_DL_PER_MMOL_L, 2),
-    (0.97, MG_MOLES, "MMOL/L", MG_MG_DL_PER_MMOL_L, 2),
-    (1.0, MG_MOLES, "mEq/L", MG_MG_DL_PER_MEQ_L, 2),
-)
-
-# Other chemistry on the same specimen (ignored by the rules): code, unit, value maker.
-_OTHER_LABS: Final = (
-    ("2951-2", "mmol/L", lambda g: round(g(139.0, 3.5))),  # sodium
-    ("2160-0", "mg/dL", lambda g: round(max(0.3, 0.8 + g(0.0, 0.55) ** 2 + g(0.0, 0.15)), 2)),
-    ("2345-7", "mg/dL", lambda g: round(max(48.0, g(128.0, 34.0)))),  # glucose
-    ("3094-0", "mg/dL", lambda g: round(max(4.0, g(19.0, 8.0)))),  # urea nitrogen
-    ("2075-0", "mmol/L", lambda g: round(g(102.0, 4.0))),  # chloride
-    ("2028-9", "mmol/L", lambda g: round(g(24.0, 3.0))),  # carbon dioxide
-    ("17861-6", "mg/dL", lambda g: round(g(8.8, 0.5), 1)),  # calcium
-    ("2777-1", "mg/dL", lambda g: round(max(0.8, g(3.5, 0.8)), 1)),  # phosphate
-    ("2524-7", "mmol/L", lambda g: round(max(0.4, g(1.5, 0.6)), 1)),  # lactate
-    ("1995-0", "mmol/L", lambda g: round(g(1.15, 0.06), 2)),  # ionized calcium
-)
-_OTHER_MAX: Final = len(_OTHER_LABS)
-_OTHER_MEAN: Final = 3.0
-"""Mean number of other chemistry results per patient panel without a target."""
-_POOL: Final = 512
 _JN: Final = 1 << 16
 _TS_DAYS: Final = 4
 _WRITE_CHUNK: Final = 512
@@ -147,98 +145,6 @@ _EVENTS_PER_PATIENT_DAY: Final = 7.4
 events plus 3.3 other chemistry results); the first guess of the length-of-stay scaling."""
 
 
-def _json(value: object) -> str:
-    return orjson.dumps(value).decode()
-
-
-class _Drug:
-    """A drug product and its pre-serialised ``code, name, route, dose, dose_unit`` fragments."""
-
-    __slots__ = ("dose", "dose_unit", "frag_local", "frag_null", "frag_rx", "name", "route")
-
-    def __init__(
-        self, name: str, rxnorm: str | None, local: str, route: str, dose: float, dose_unit: str
-    ) -> None:
-        self.name, self.route, self.dose, self.dose_unit = name, route, dose, dose_unit
-        rest = (
-            f'"name":{_json(name)},"route":{_json(route)},"dose":{_json(dose)},'
-            f'"dose_unit":{_json(dose_unit)}'
-        )
-        self.frag_rx = f'"code":{_json(rxnorm)},{rest}'
-        self.frag_local = f'"code":{_json(local)},{rest}'
-        self.frag_null = f'"code":null,{rest}'
-
-
-_NO_DRUG_FRAG: Final = '"code":null,"name":null,"route":null,"dose":null,"dose_unit":null'
-
-_K_PO: Final = (
-    _Drug("Potassium chloride ER 20 mEq tablet", "8591", "KCL20ER", "PO", 20, "mEq"),
-    _Drug("Potassium chloride ER 20 mEq tablet", "8591", "KCL20ER", "PO", 40, "mEq"),
-    _Drug("Klor-Con M20 20 mEq tablet", "8591", "KLORCONM20", "PO", 20, "mEq"),
-    _Drug("Potassium chloride 40 mEq oral powder packet", "8591", "KCL40PWD", "PO", 40, "mEq"),
-    _Drug("K-Dur 20 mEq tablet", "8591", "KDUR20", "PO", 20, "mEq"),
-    _Drug("Potassium Chloride 10% oral solution 20 mEq/15 mL", "8591", "KCLLIQ", "PO", 20, "mEq"),
-)
-_K_IV: Final = (
-    _Drug("Potassium Chloride 20 mEq/100 mL IV", "8591", "KCL20IV", "IV", 20, "mEq"),
-    _Drug("KCl 10 mEq/50 mL IVPB", "8591", "KCL10PB", "IV", 10, "mEq"),
-    _Drug("KCl 10 mEq/50 mL IVPB", "8591", "KCL10PB", "IV", 10, "mEq"),
-    _Drug(
-        "Potassium chloride 10 mEq in 100 mL sterile water IV", "8591", "KCL10SW", "IV", 10, "mEq"
-    ),
-    _Drug("Potassium Chloride 40 mEq/100 mL IV (central line)", "8591", "KCL40CL", "IV", 40, "mEq"),
-)
-_K_PHOS: Final = _Drug(
-    "Potassium phosphate 15 mmol in 250 mL NS IV", None, "KPHOS15", "IV", 15, "mmol"
-)
-_K_PREMIX: Final = _Drug(
-    "Potassium chloride 20 mEq / Magnesium sulfate 1 g in 250 mL",
-    None,
-    "KMGPREMIX",
-    "IV",
-    250,
-    "mL",
-)
-_MG_IV: Final = (
-    _Drug("Magnesium sulfate 2 g/50 mL IV", "6585", "MGSO42G", "IV", 2, "g"),
-    _Drug("Magnesium Sulfate 1 g/100 mL IVPB", "6585", "MGSO41G", "IV", 1, "g"),
-    _Drug("MgSO4 4 g/100 mL IV", "6585", "MGSO44G", "IV", 4, "g"),
-    _Drug("Magnesium sulfate 2 g/50 mL IV", "6585", "MGSO42G", "IV", 2, "g"),
-)
-_MG_PO: Final = (
-    _Drug("Magnesium oxide 400 mg tablet", "29155", "MGOX400", "PO", 400, "mg"),
-    _Drug("Mag-Ox 400 mg tablet", "29155", "MAGOX400", "PO", 400, "mg"),
-    _Drug("Slow-Mag 64 mg tablet", None, "SLOWMAG", "PO", 128, "mg"),
-)
-_LOOP: Final = (
-    _Drug("Furosemide 40 mg IV", "4603", "FUROS40IV", "IV", 40, "mg"),
-    _Drug("Furosemide 20 mg tablet", "4603", "FUROS20", "PO", 20, "mg"),
-    _Drug("Lasix 40 mg tablet", "4603", "LASIX40", "PO", 40, "mg"),
-    _Drug("Bumetanide 1 mg IV", "1808", "BUMEX1", "IV", 1, "mg"),
-    _Drug("Torsemide 20 mg tablet", "38413", "TORSEM20", "PO", 20, "mg"),
-)
-_THIAZIDE: Final = (
-    _Drug("Hydrochlorothiazide 25 mg tablet", "5487", "HCTZ25", "PO", 25, "mg"),
-    _Drug("Metolazone 5 mg tablet", "6916", "METOL5", "PO", 5, "mg"),
-    _Drug("Chlorthalidone 25 mg tablet", "2409", "CHLORTH25", "PO", 25, "mg"),
-    _Drug("Triamterene-hydrochlorothiazide 37.5-25 mg tablet", None, "TRIAMHCTZ", "PO", 1, "tab"),
-)
-# Drugs the rules must ignore (RxNorm ingredient codes outside every class set, or none).
-_IGNORED: Final = (
-    _Drug("Acetaminophen 650 mg tablet", "161", "APAP650", "PO", 650, "mg"),
-    _Drug("Spironolactone 25 mg tablet", "9997", "SPIRO25", "PO", 25, "mg"),
-    _Drug("Magnesium hydroxide (milk of magnesia) 30 mL", "6582", "MOM30", "PO", 30, "mL"),
-    _Drug("Losartan potassium 50 mg tablet", "52175", "LOSAR50", "PO", 50, "mg"),
-    _Drug("Metoprolol tartrate 25 mg tablet", "6918", "METOP25", "PO", 25, "mg"),
-    _Drug("Pantoprazole 40 mg tablet", "40790", "PANTO40", "PO", 40, "mg"),
-    _Drug("Heparin 5000 units SC", "5224", "HEP5000", "SC", 5000, "units"),
-    _Drug("Atorvastatin 40 mg tablet", "83367", "ATORVA40", "PO", 40, "mg"),
-    _Drug("Docusate sodium 100 mg capsule", "82003", "DOCU100", "PO", 100, "mg"),
-    _Drug("Ondansetron 4 mg IV", "26225", "ONDAN4", "IV", 4, "mg"),
-)
-_PRN: Final = frozenset({"Acetaminophen", "Magnesium", "Ondansetron"})
-_MIVF: Final = _Drug("Potassium Chl 20 mEq / 1000 mL D5 1/2 NS", None, "MIVFK20", "IV", 1000, "mL")
-
 _DEFECTS: Final = (
     "bad_json",
     "missing_patient_id",
@@ -248,42 +154,6 @@ _DEFECTS: Final = (
     "resulted_before_collected",
     "missing_code_and_name",
 )
-_HEMO: Final = '["hemolyzed"]'
-# Reported values by hundredths / tenths: (float, its JSON text), so the hot path neither
-# rounds nor formats floats.
-_DEC1: Final = tuple((i / 10, repr(i / 10)) for i in range(100))
-_DEC2: Final = tuple((i / 100, repr(i / 100)) for i in range(400))
-_KEY: Final = itemgetter(0)
-_TAG: Final = itemgetter(2)
-_LINE: Final = itemgetter(3)
-
-
-@dataclass(frozen=True)
-class FeedShape:
-    """Describe the size, seed and noise levels of a synthetic feed."""
-
-    patients: int  # distinct patients, one stay each, ids SP000001...
-    days: int  # the feed covers [start, start + days)
-    seed: int = 1  # same shape and seed: the same bytes
-    start: datetime = field(default_factory=lambda: datetime(2024, 3, 1, tzinfo=UTC))
-    invalid_rate: float = 0.001  # fraction of the lines that are deliberately invalid
-    duplicate_rate: float = 0.002  # fraction of the lines that are re-sent copies
-    target_events: int | None = None  # total lines wanted (lengths of stay are scaled)
-    endless: bool = False  # go on past `days`: each patient readmitted after each discharge
-
-    def __post_init__(self) -> None:
-        if self.patients < 1 or self.days < 1:
-            raise ValueError("patients and days must be >= 1")
-        if self.start.tzinfo is None or self.start.utcoffset() is None:
-            raise ValueError("start must be timezone-aware")
-        if self.invalid_rate < 0.0 or self.duplicate_rate < 0.0:
-            raise ValueError("rates must be >= 0")
-        if self.invalid_rate + self.duplicate_rate >= 0.5:
-            raise ValueError("invalid_rate + duplicate_rate must be < 0.5")
-        if self.target_events is not None and self.target_events < 1:
-            raise ValueError("target_events must be >= 1")
-        if self.endless and self.target_events is not None:
-            raise ValueError("an endless feed has no target_events")
 
 
 class _Patient:
@@ -385,12 +255,6 @@ def _admission_second(r: float) -> int:
     if r < 0.72:
         return int(8 * _HOUR + (r - 0.12) / 0.6 * 10 * _HOUR)
     return min(_DAY - 1, int(18 * _HOUR + (r - 0.72) / 0.28 * 6 * _HOUR))
-
-
-Pending = list[tuple[float, int, int, str]]
-"""Lines not yet emitted: (arrival key in micros, available_micros, tag, line). The key is a
-float (exact below 2**53 micros, i.e. before the year 2255) so that sorting is fast; the sort
-is stable, so lines with equal keys keep their (deterministic) generation order."""
 
 
 class _Generator:
