@@ -66,26 +66,19 @@ from typing import IO, Final
 import orjson
 
 from streams.synthetic_feed.drugs import (
-    _IGNORED,
     _K_IV,
     _K_PHOS,
     _K_PO,
     _K_PREMIX,
-    _LOOP,
     _MG_IV,
     _MG_PO,
-    _MIVF,
     _NO_DRUG_FRAG,
-    _PRN,
-    _THIAZIDE,
     _Drug,
 )
 from streams.synthetic_feed.lab_codes import (
     _DEC1,
     _DEC2,
     _HEMO,
-    _K_UNITS,
-    _MG_STYLES,
     _OTHER_LABS,
     _OTHER_MAX,
     _OTHER_MEAN,
@@ -111,7 +104,11 @@ from streams.synthetic_feed.lines import (
 from streams.synthetic_feed.lines import _T_DUPLICATE as _T_DUPLICATE
 from streams.synthetic_feed.lines import _T_INVALID as _T_INVALID
 from streams.synthetic_feed.lines import Pending as Pending
+from streams.synthetic_feed.patients import WARDS as WARDS
+from streams.synthetic_feed.patients import _draw_patients, _Patient
 from streams.synthetic_feed.shape import FeedShape
+from streams.synthetic_feed.stays import _Stays
+from streams.synthetic_feed.timestamps import _DAY, _HOUR, _Clock
 
 __all__ = ["MAX_JITTER_MICROS", "FeedShape", "generate", "main", "write_ndjson"]
 
@@ -120,29 +117,12 @@ MAX_JITTER_MICROS: Final = 300_000_000
 """The most a line arrives after a line whose availability is later (5 minutes)."""
 
 _DUP_DELAY_MICROS: Final = 60_000_000
-_DAY: Final = 86_400
-_HOUR: Final = 3_600
 
-
-WARDS: Final = ("ICU-A", "ICU-B", "CCU", "WARD-4E", "WARD-5W")
-_WARD_CUM: Final = (0.11, 0.22, 0.32, 0.66, 1.0)
-_ICU_WARDS: Final = frozenset({"ICU-A", "ICU-B", "CCU"})
 
 _JN: Final = 1 << 16
-_TS_DAYS: Final = 4
 _WRITE_CHUNK: Final = 512
 _JMASK: Final = _JN - 1
 _ZN: Final = 8192
-
-_MEAN_LOS_DAYS: Final = 5.0
-"""Scale of the lengths of stay without a target (relative lengths log-normal, mean 1)."""
-_LOGNORM_MEAN: Final = math.exp(0.75**2 / 2)
-_READMIT_GAP_DAYS: Final = 3.0
-"""Mean days at home between two stays beyond the first day (endless feeds only)."""
-
-_EVENTS_PER_PATIENT_DAY: Final = 7.4
-"""Measured mean lines per in-house patient-day without a target (4.1 K/Mg and medication
-events plus 3.3 other chemistry results); the first guess of the length-of-stay scaling."""
 
 
 _DEFECTS: Final = (
@@ -156,108 +136,7 @@ _DEFECTS: Final = (
 )
 
 
-class _Patient:
-    """Profile and running state of one synthetic patient."""
-
-    __slots__ = (
-        "admit",
-        "admit_sec",
-        "addon_p",
-        "cardiac",
-        "co_p",
-        "diur_given",
-        "diuretics",
-        "draw_min",
-        "end",
-        "first",
-        "frag",
-        "icu",
-        "k_given",
-        "k_mu",
-        "k_state",
-        "k_thresh",
-        "k_unit",
-        "last_k_order",
-        "late_p",
-        "meds",
-        "mg_check",
-        "mg_code",
-        "mg_coll",
-        "mg_dec",
-        "mg_div",
-        "mg_mu",
-        "mg_rep",
-        "mg_state",
-        "mg_target",
-        "mg_unit",
-        "mg_val",
-        "off",
-        "other_w",
-        "r_admit",
-        "ss",
-        "standing",
-        "standing_p",
-        "stat_q",
-        "u_los",
-    )
-    frag: str  # '"patient_id":...,"encounter_id":...,"location":...'
-    off: int  # 0, or 3600 for a patient whose times are written with +01:00
-    ss: list[str]  # the seconds-and-offset suffixes of the patient's timestamps
-    icu: bool
-    cardiac: bool
-    u_los: float  # relative length of stay (mean 1)
-    r_admit: float  # where the stay falls in the window
-    admit: int  # admission day (may be < 0: admitted before the window)
-    first: int  # first and one-past-last in-house day within the window
-    end: int
-    admit_sec: int  # admission second of the day
-    k_mu: float  # latent potassium (mmol/L): mean and today's level
-    k_state: float
-    k_unit: str
-    mg_mu: float  # latent magnesium (mg/dL): mean and today's level
-    mg_state: float
-    mg_code: str
-    mg_unit: str
-    mg_div: float  # mg/dL per reported unit
-    mg_dec: int  # decimals reported
-    mg_check: float  # probability that a panel includes magnesium
-    draw_min: int  # habitual morning draw (minutes after midnight)
-    stat_q: float  # STAT lab continuation probability
-    k_thresh: float  # the team's potassium repletion threshold
-    mg_target: float  # the team's magnesium target (mg/dL)
-    co_p: float  # magnesium habit: co-order within 30 min, hours later (else never)
-    late_p: float
-    addon_p: float  # probability of an add-on Mg test when Mg is unknown
-    standing_p: float  # probability that an oral KCl order is a standing daily order
-    diuretics: list[list]  # running orders: [drug, bid, order_id, coding, head, tail]
-    meds: list[list]  # running orders of ignored drugs: [drug, prn, order_id, ...]
-    standing: list | None  # standing KCl order: [drug, days left, order_id, ...]
-    mg_val: float | None  # latest Mg (mg/dL) that counts, and its collection time
-    mg_coll: int
-    mg_rep: int  # time of the latest magnesium dose
-    k_given: float  # K rise from today's doses, applied overnight
-    diur_given: bool
-    other_w: float  # weight of the patient in the allocation of other chemistry
-    last_k_order: int
-
-
-def _cum_pick(table: tuple, r: float) -> tuple:
-    for row in table:
-        if r < row[0]:
-            return row
-    return table[-1]
-
-
-def _admission_second(r: float) -> int:
-    """Map a uniform draw to an admission time of day (mostly daytime and evening)."""
-    if r < 0.12:
-        return int(r / 0.12 * 8 * _HOUR)
-    if r < 0.72:
-        return int(8 * _HOUR + (r - 0.12) / 0.6 * 10 * _HOUR)
-    return min(_DAY - 1, int(18 * _HOUR + (r - 0.72) / 0.28 * 6 * _HOUR))
-
-
-class _Generator:
+class _Generator(_Clock, _Stays):
     """Day-by-day generation of one feed, with sorting and emission in arrival order."""
 
     def __init__(self, shape: FeedShape) -> None:
@@ -317,166 +196,9 @@ class _Generator:
             for code, unit, make in _OTHER_LABS
         ]
         self.cum_pd: list[float] = []
-        self.target_valid: float | None = None
-        self._make_patients()
+        self.target_valid = None
+        self.patients = _draw_patients(shape, rng, self.ssz, self.ss1)
         self._place_stays()
-
-    # ----------------------------------------------------------------- population and stays
-    def _make_patients(self) -> None:
-        shape = self.shape
-        rng = self.rng
-        rnd = rng.random
-        wards = tuple(zip(_WARD_CUM, WARDS, strict=True))
-        pats: list[_Patient] = []
-        width = max(6, len(str(shape.patients)))
-        for i in range(shape.patients):
-            p = _Patient()
-            num = f"{i + 1:0{width}d}"
-            loc = _cum_pick(wards, rnd())[1]
-            p.frag = f'"patient_id":"SP{num}","encounter_id":"EN{num}","location":"{loc}"'
-            plus1 = rnd() < 0.08
-            p.off, p.ss = (_HOUR, self.ss1) if plus1 else (0, self.ssz)
-            p.icu = loc in _ICU_WARDS
-            p.cardiac = loc == "CCU" or rnd() < 0.12
-            p.u_los = rng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
-            p.r_admit = rnd()
-            p.admit_sec = _admission_second(rnd())
-            diuretic = rnd() < (0.45 if p.cardiac else 0.2)
-            hypok = rnd() < (0.2 if diuretic else 0.1)
-            renal = not hypok and rnd() < 0.05  # renal failure: high-normal to high K and Mg
-            if hypok:
-                p.k_mu = 2.9 + 0.55 * rnd()
-            elif renal:
-                p.k_mu = 4.5 + 0.9 * rnd()
-            else:
-                p.k_mu = rng.gauss(4.1, 0.22) - (0.12 if diuretic else 0.0)
-            p.k_state = p.k_mu + rng.gauss(0.0, 0.25)
-            p.k_unit = _cum_pick(_K_UNITS, rnd())[1]
-            lowmg = rnd() < (0.2 if diuretic or hypok else 0.08)
-            if lowmg:
-                p.mg_mu = 1.25 + 0.45 * rnd()
-            elif renal:
-                p.mg_mu = 2.2 + 0.7 * rnd()
-            else:
-                p.mg_mu = rng.gauss(2.02, 0.14) - (0.1 if diuretic else 0.0)
-            p.mg_state = p.mg_mu + rng.gauss(0.0, 0.1)
-            _, p.mg_code, p.mg_unit, p.mg_div, p.mg_dec = _cum_pick(_MG_STYLES, rnd())
-            r = rnd()
-            if r < 0.07:
-                p.mg_check = 0.1 * rnd()  # a team that almost never orders Mg
-            elif p.icu:
-                p.mg_check = 0.75 + 0.25 * rnd()
-            else:
-                p.mg_check = 0.35 + 0.55 * rnd()
-            p.draw_min = int(250 + 160.0 * rnd())
-            rate = (0.4 + 0.8 * rnd()) if p.icu else (0.05 + 0.25 * rnd())
-            p.stat_q = rate / (1 + rate)
-            p.k_thresh = 4.0 if p.cardiac and rnd() < 0.7 else (3.6 if rnd() < 0.2 else 3.5)
-            p.mg_target = 2.0 if p.cardiac else 1.7
-            r = rnd()
-            if r < 0.55:
-                p.co_p, p.late_p = 0.55 + 0.35 * rnd(), 0.05 + 0.25 * rnd()
-            elif r < 0.85:
-                p.co_p, p.late_p = 0.2 + 0.3 * rnd(), 0.2 + 0.3 * rnd()
-            else:
-                p.co_p, p.late_p = 0.15 * rnd(), 0.2 * rnd()
-            p.addon_p = 0.1 + 0.4 * rnd()
-            p.standing_p = 0.35 if diuretic and hypok else (0.06 if hypok else 0.01)
-            # medication entries: [drug, bid-or-prn, order_id, code/name fragment]
-            diur: list[list] = []
-            if diuretic:
-                drug = _LOOP[int(rnd() * len(_LOOP))] if rnd() < 0.8 else None
-                if drug is not None:
-                    diur.append([drug, rnd() < 0.35, None, None])
-                if drug is None or rnd() < 0.1:
-                    diur.append([_THIAZIDE[int(rnd() * len(_THIAZIDE))], False, None, None])
-            p.diuretics = diur
-            meds: list[list] = []
-            for _ in range(int(rnd() * 3.2)):
-                drug = _IGNORED[int(rnd() * len(_IGNORED))]
-                if drug.name.startswith("Spironolactone") and not (diuretic or rnd() < 0.3):
-                    continue
-                meds.append([drug, drug.name.split(" ", 1)[0] in _PRN, None, None])
-            if rnd() < 0.1:
-                meds.append([_MIVF, False, None, None])
-            p.meds = meds
-            p.standing = None
-            p.mg_val = None
-            p.mg_coll = -(10**9)
-            p.mg_rep = -(10**9)
-            p.k_given = 0.0
-            p.diur_given = False
-            p.other_w = (0.4 + 1.2 * rnd()) * (1.3 if p.icu else 1.0)
-            p.last_k_order = -(10**9)
-            pats.append(p)
-        self.patients = pats
-
-    def _place_stays(self) -> None:
-        """Place one stay per patient; with a target, scale the lengths of stay to reach it."""
-        shape = self.shape
-        days = self.nd
-        endless = shape.endless  # stays run on past the window (readmissions follow)
-        cut0 = self.start_rel / _DAY  # the part of day 0 before start
-
-        def place(pats: list[_Patient], m: float) -> float:
-            """Place the stays for a length-of-stay scale; return the patient-days kept."""
-            total = 0.0
-            for p in pats:
-                los = max(1, round(m * p.u_los))
-                admit = int(p.r_admit * (days + los - 1)) - (los - 1)
-                first = admit if admit > 0 else 0
-                end = admit + los if admit + los < days or endless else days
-                p.admit, p.first, p.end = admit, first, end
-                total += end - first - (cut0 if first == 0 else 0.0)
-            return total
-
-        if shape.target_events is None:
-            self.pd_total = place(self.patients, _MEAN_LOS_DAYS)
-            return
-        # Valid lines to aim at: the target less the expected noise lines, plus a small margin
-        # (about two standard deviations of the noise count and of the last day's rounding)
-        # so that the total is normally at or just above the target.
-        target = shape.target_events
-        noise = shape.invalid_rate + shape.duplicate_rate
-        valid = target * (1.0 - noise) + 2.0 * math.sqrt(target * noise) + 0.0005 * target + 20
-        self.target_valid = valid
-        # Solve on a sample of the patients (the daily volume control absorbs the rest).
-        step = max(1, len(self.patients) // 2000)
-        sample = self.patients[::step]
-        need = valid / _EVENTS_PER_PATIENT_DAY * len(sample) / len(self.patients)
-        lo, hi = 0.05, 40.0 * days
-        while hi / lo > 1.002:
-            mid = math.sqrt(lo * hi)
-            if place(sample, mid) < need:
-                lo = mid
-            else:
-                hi = mid
-        self.pd_total = place(self.patients, hi)
-
-    # ------------------------------------------------------------------------ formatting
-    def _day_prefix(self, d: int) -> str:
-        if 0 <= d < len(self.dayp):
-            return self.dayp[d]
-        return (self.midnight + timedelta(days=d)).strftime("%Y-%m-%dT")
-
-    def _set_day(self, B: int) -> None:
-        """Point ts at a minute table for the calendar days from B's day on (4 days)."""
-        day0 = B // _DAY
-        base = day0 * _DAY
-        hm = self.hm
-        table = [day + m for day in map(self._day_prefix, range(day0, day0 + _TS_DAYS)) for m in hm]
-        self.ts_base, self.ts_table = base, table
-
-        def ts(s: int, p: _Patient) -> str:
-            """Format a time (seconds, >= B) as RFC 3339 in the patient's offset (Z or +01:00)."""
-            m, sec = divmod(s + p.off - base, 60)
-            try:
-                return table[m] + p.ss[sec]
-            except IndexError:  # beyond the table: a line far in the future
-                d, mm = divmod(s + p.off, _DAY)
-                return self._day_prefix(d) + hm[mm // 60] + p.ss[mm % 60]
-
-        self.ts = ts
 
     def _jitter_table(self) -> list[float]:
         """Draw the cyclic table of arrival delays in micros (whole numbers as floats, so that
@@ -1087,26 +809,6 @@ class _Generator:
         if self.start_a > self.a0 + (days * _DAY - 300) * 1_000_000:
             pending = self.after_start(pending)
         yield pending
-
-    def readmit(
-        self, active: list[_Patient], d: int, starts: dict[int, list[_Patient]]
-    ) -> list[_Patient]:
-        """Return the patients still in house on day d; book each one discharged (on day d) a
-        next stay: back after some days at home, for a newly drawn length of stay."""
-        kept = []
-        srng = self.srng
-        for p in active:
-            if p.end > d:
-                kept.append(p)
-                continue
-            admit = d + 1 + int(srng.expovariate(1.0 / _READMIT_GAP_DAYS))
-            u_los = srng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
-            p.admit = p.first = admit
-            p.end = admit + max(1, round(_MEAN_LOS_DAYS * u_los))
-            p.admit_sec = _admission_second(srng.random())
-            p.standing = None  # the orders of the last stay are over
-            starts.setdefault(admit, []).append(p)
-        return kept
 
     def after_start(self, batch: Pending) -> Pending:
         """Leave out the lines available before start (with their copies), counting them."""
