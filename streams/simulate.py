@@ -1,6 +1,6 @@
 """`kmg simulate`: a realistic synthetic feed sent at a steady rate, starting now.
 
-The feed (streams/synthetic_feed.py) starts at the current time, so availability times begin
+The feed (streams/synthetic_feed/) starts at the current time, so availability times begin
 at the wall clock; at a rate above the feed's natural one (a few events per patient a day)
 event time then runs ahead of the wall clock, which the workers handle like any fast feed.
 

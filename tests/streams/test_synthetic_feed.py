@@ -1,4 +1,4 @@
-"""Tests of the deterministic synthetic canonical feed (streams/synthetic_feed.py)."""
+"""Tests of the deterministic synthetic canonical feed (streams/synthetic_feed/)."""
 
 from __future__ import annotations
 
