@@ -57,7 +57,7 @@ in arrival order (generator); the NDJSON writer and its command line (writer).
 
 from __future__ import annotations
 
-from streams.synthetic_feed.generator import _Generator as _Generator
+from streams.synthetic_feed.generator import FeedGenerator as FeedGenerator
 from streams.synthetic_feed.generator import generate
 from streams.synthetic_feed.lab_codes import K_POC as K_POC
 from streams.synthetic_feed.lab_codes import K_SERUM as K_SERUM
@@ -65,8 +65,8 @@ from streams.synthetic_feed.lab_codes import MG_MASS as MG_MASS
 from streams.synthetic_feed.lab_codes import MG_MG_DL_PER_MEQ_L as MG_MG_DL_PER_MEQ_L
 from streams.synthetic_feed.lab_codes import MG_MG_DL_PER_MMOL_L as MG_MG_DL_PER_MMOL_L
 from streams.synthetic_feed.lab_codes import MG_MOLES as MG_MOLES
-from streams.synthetic_feed.lines import _T_DUPLICATE as _T_DUPLICATE
-from streams.synthetic_feed.lines import _T_INVALID as _T_INVALID
+from streams.synthetic_feed.lines import T_DUPLICATE as T_DUPLICATE
+from streams.synthetic_feed.lines import T_INVALID as T_INVALID
 from streams.synthetic_feed.lines import Pending as Pending
 from streams.synthetic_feed.noise import MAX_JITTER_MICROS
 from streams.synthetic_feed.patients import WARDS as WARDS

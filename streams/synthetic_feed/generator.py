@@ -8,17 +8,17 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 
-from streams.synthetic_feed.lab_codes import _OTHER_LABS, _POOL
-from streams.synthetic_feed.labs import _ZN
-from streams.synthetic_feed.lines import _KEY, _T_INVALID, Pending, _json
-from streams.synthetic_feed.patient_days import _PatientDays
-from streams.synthetic_feed.patients import _draw_patients, _Patient
+from streams.synthetic_feed.lab_codes import OTHER_LABS, POOL
+from streams.synthetic_feed.labs import ZN
+from streams.synthetic_feed.lines import ARRIVAL_KEY, T_INVALID, Pending, json_text
+from streams.synthetic_feed.patient_days import PatientDays
+from streams.synthetic_feed.patients import Patient, draw_patients
 from streams.synthetic_feed.shape import FeedShape
-from streams.synthetic_feed.stays import _Stays
-from streams.synthetic_feed.timestamps import _DAY
+from streams.synthetic_feed.stays import Stays
+from streams.synthetic_feed.timestamps import DAY
 
 
-class _Generator(_PatientDays, _Stays):
+class FeedGenerator(PatientDays, Stays):
     """Day-by-day generation of one feed, with sorting and emission in arrival order."""
 
     def __init__(self, shape: FeedShape) -> None:
@@ -69,17 +69,17 @@ class _Generator(_PatientDays, _Stays):
 
         self.iu = iu
         rng = self.rng
-        self.z = [rng.gauss(0.0, 1.0) for _ in range(_ZN)]
+        self.z = [rng.gauss(0.0, 1.0) for _ in range(ZN)]
         self.other_pools = [
             [
-                f'"code":"{code}","value":{_json(make(rng.gauss))},"unit":"{unit}"'
-                for _ in range(_POOL)
+                f'"code":"{code}","value":{json_text(make(rng.gauss))},"unit":"{unit}"'
+                for _ in range(POOL)
             ]
-            for code, unit, make in _OTHER_LABS
+            for code, unit, make in OTHER_LABS
         ]
         self.cum_pd = []
         self.target_valid = None
-        self.patients = _draw_patients(shape, rng, self.ssz, self.ss1)
+        self.patients = draw_patients(shape, rng, self.ssz, self.ss1)
         self._place_stays()
 
     def batches(self) -> Iterator[Pending]:
@@ -87,7 +87,7 @@ class _Generator(_PatientDays, _Stays):
         (without end for an endless shape)."""
         days = self.nd
         endless = self.shape.endless
-        starts: dict[int, list[_Patient]] = {}
+        starts: dict[int, list[Patient]] = {}
         delta = [0] * (days + 1)
         for p in self.patients:
             starts.setdefault(p.first, []).append(p)
@@ -98,17 +98,17 @@ class _Generator(_PatientDays, _Stays):
         in_house = 0
         for d in range(days):
             in_house += delta[d]
-            kept = 1.0 - self.start_rel / _DAY if d == 0 else 1.0
+            kept = 1.0 - self.start_rel / DAY if d == 0 else 1.0
             cum_pd[d + 1] = cum_pd[d] + in_house * kept
         self.cum_pd = cum_pd
-        active: list[_Patient] = []
+        active: list[Patient] = []
         patient_day = self.patient_day
         gc_was_enabled = gc.isenabled()
         for d in itertools.count() if endless else range(days):
             # The day's many small tuples never form cycles: keep the collector out of the
             # generation (not out of the consumer's code, which runs between the yields).
             gc.disable()
-            B = d * _DAY
+            B = d * DAY
             self._set_day(B)
             if endless:
                 active = self.readmit(active, d, starts)
@@ -121,8 +121,8 @@ class _Generator(_PatientDays, _Stays):
             # Everything generated later has availability >= the next day's start, and an
             # arrival key >= its availability: the lines keyed before it can go now.
             pending = self.out
-            pending.sort(key=_KEY)
-            boundary = self.a0 + (B + _DAY) * 1_000_000
+            pending.sort(key=ARRIVAL_KEY)
+            boundary = self.a0 + (B + DAY) * 1_000_000
             lo, hi = 0, len(pending)
             while lo < hi:
                 mid = (lo + hi) // 2
@@ -140,9 +140,9 @@ class _Generator(_PatientDays, _Stays):
                 gc.enable()
             yield pending
         pending = self.out
-        pending.sort(key=_KEY)
+        pending.sort(key=ARRIVAL_KEY)
         self.out = []
-        if self.start_a > self.a0 + (days * _DAY - 300) * 1_000_000:
+        if self.start_a > self.a0 + (days * DAY - 300) * 1_000_000:
             pending = self.after_start(pending)
         yield pending
 
@@ -150,12 +150,12 @@ class _Generator(_PatientDays, _Stays):
         """Leave out the lines available before start (with their copies), counting them."""
         start_a = self.start_a
         kept = [item for item in batch if item[1] >= start_a]
-        self.dropped += sum(1 for item in batch if item[1] < start_a and item[2] < _T_INVALID)
+        self.dropped += sum(1 for item in batch if item[1] < start_a and item[2] < T_INVALID)
         return kept
 
 
 def generate(shape: FeedShape) -> Iterator[tuple[int, bytes]]:
     """Yield ``(available_micros, line)`` for every line of the feed, in arrival order."""
-    for batch in _Generator(shape).batches():
+    for batch in FeedGenerator(shape).batches():
         for item in batch:
             yield item[1], item[3].encode()

@@ -12,7 +12,7 @@ MG_MG_DL_PER_MMOL_L: Final = 2.4305
 MG_MG_DL_PER_MEQ_L: Final = 1.21525
 
 # (cumulative weight, spelling) for potassium units and magnesium reporting styles.
-_K_UNITS: Final = (
+K_UNITS: Final = (
     (0.58, "mmol/L"),
     (0.86, "mEq/L"),
     (0.93, "meq/l"),
@@ -20,7 +20,7 @@ _K_UNITS: Final = (
     (1.0, "mEq/l"),
 )
 # (cumulative weight, code, unit, divisor from mg/dL, decimals)
-_MG_STYLES: Final = (
+MG_STYLES: Final = (
     (0.80, MG_MASS, "mg/dL", 1.0, 1),
     (0.86, MG_MASS, "mg/dl", 1.0, 1),
     (0.95, MG_MOLES, "mmol/L", MG_MG_DL_PER_MMOL_L, 2),
@@ -29,7 +29,7 @@ _MG_STYLES: Final = (
 )
 
 # Other chemistry on the same specimen (ignored by the rules): code, unit, value maker.
-_OTHER_LABS: Final = (
+OTHER_LABS: Final = (
     ("2951-2", "mmol/L", lambda g: round(g(139.0, 3.5))),  # sodium
     ("2160-0", "mg/dL", lambda g: round(max(0.3, 0.8 + g(0.0, 0.55) ** 2 + g(0.0, 0.15)), 2)),
     ("2345-7", "mg/dL", lambda g: round(max(48.0, g(128.0, 34.0)))),  # glucose
@@ -41,10 +41,10 @@ _OTHER_LABS: Final = (
     ("2524-7", "mmol/L", lambda g: round(max(0.4, g(1.5, 0.6)), 1)),  # lactate
     ("1995-0", "mmol/L", lambda g: round(g(1.15, 0.06), 2)),  # ionized calcium
 )
-_OTHER_MAX: Final = len(_OTHER_LABS)
+_OTHER_MAX: Final = len(OTHER_LABS)
 _OTHER_MEAN: Final = 3.0
 """Mean number of other chemistry results per patient panel without a target."""
-_POOL: Final = 512
+POOL: Final = 512
 _HEMO: Final = '["hemolyzed"]'
 # Reported values by hundredths / tenths: (float, its JSON text), so the hot path neither
 # rounds nor formats floats.

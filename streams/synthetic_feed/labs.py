@@ -11,26 +11,26 @@ from streams.synthetic_feed.lab_codes import (
     _HEMO,
     _OTHER_MAX,
     _OTHER_MEAN,
-    _POOL,
     K_POC,
     K_SERUM,
+    POOL,
 )
-from streams.synthetic_feed.lines import _T_KMG_FINAL, _T_KMG_OTHER, _T_OTHER_LAB
-from streams.synthetic_feed.noise import _JMASK, _Noise
-from streams.synthetic_feed.patients import _Patient
-from streams.synthetic_feed.timestamps import _HOUR, _Clock
+from streams.synthetic_feed.lines import T_KMG_FINAL, T_KMG_OTHER, T_OTHER_LAB
+from streams.synthetic_feed.noise import JITTER_MASK, Noise
+from streams.synthetic_feed.patients import Patient
+from streams.synthetic_feed.timestamps import HOUR, Clock
 
-_ZN: Final = 8192
+ZN: Final = 8192
 
 
-class _Labs(_Clock, _Noise):
+class Labs(Clock, Noise):
     """The queueing of lab results, from the patients' latent K and Mg levels."""
 
     rng: random.Random
     n: int
     lab_head: str
     z: list[float]  # standard normal draws, cheaper than a draw each
-    panels: list[tuple[_Patient, int, str, int, str]]  # the day's, for the other chemistry
+    panels: list[tuple[Patient, int, str, int, str]]  # the day's, for the other chemistry
     other_pools: list[list[str]]  # code/value/unit fragments by other chemistry code
     target_valid: float | None
     cum_pd: list[float]
@@ -38,7 +38,7 @@ class _Labs(_Clock, _Noise):
     dropped: int
 
     def lab(
-        self, p: _Patient, cvu: str, cs: str, res: int, status: str, rid: str, flags: str, tag: int
+        self, p: Patient, cvu: str, cs: str, res: int, status: str, rid: str, flags: str, tag: int
     ) -> None:
         """Queue a lab result; cvu is the code/value/unit fragment, cs the collected_at text."""
         n = self.n
@@ -49,7 +49,7 @@ class _Labs(_Clock, _Noise):
             f'"flags":{flags}}}'
         )
         a = self.a0 + res * 1_000_000
-        key = a + self.jit[n & _JMASK]
+        key = a + self.jit[n & JITTER_MASK]
         self.out.append((key, a, tag, line))
         self.gap -= 1
         if not self.gap:
@@ -57,7 +57,7 @@ class _Labs(_Clock, _Noise):
 
     def kmg_result(
         self,
-        p: _Patient,
+        p: Patient,
         code: str,
         value: float,
         vs: str,
@@ -79,36 +79,36 @@ class _Labs(_Clock, _Noise):
                 f'"status":"final","result_id":"R{n}","flags":{flags}}}'
             )
             a = self.a0 + res * 1_000_000
-            key = a + self.jit[n & _JMASK]
-            self.out.append((key, a, _T_KMG_FINAL, line))
+            key = a + self.jit[n & JITTER_MASK]
+            self.out.append((key, a, T_KMG_FINAL, line))
             self.gap -= 1
             if not self.gap:
-                self.noise(key, a, _T_KMG_FINAL, line)
+                self.noise(key, a, T_KMG_FINAL, line)
             return
         cvu = f'"code":"{code}","value":{vs},"unit":"{unit}"'
         rid = f"R{n}"
         if r < 0.002:
             pre = max(coll + 60, res - int(rng.uniform(300, 1200)))
-            self.lab(p, cvu, cs, pre, "preliminary", rid, flags, _T_KMG_OTHER)
-        self.lab(p, cvu, cs, res, "final", rid, flags, _T_KMG_FINAL)
+            self.lab(p, cvu, cs, pre, "preliminary", rid, flags, T_KMG_OTHER)
+        self.lab(p, cvu, cs, res, "final", rid, flags, T_KMG_FINAL)
         if r > 0.9965:  # a correction, a few per thousand
             step = 0.1 if code in (K_SERUM, K_POC) or unit.lower() == "mg/dl" else 0.05
             new = round(max(value * 0.6, value + step * rng.choice((-6, -4, -3, -2, 2, 3, 4))), 2)
-            t = res + int(rng.uniform(1800, 6 * _HOUR))
+            t = res + int(rng.uniform(1800, 6 * HOUR))
             cvu2 = f'"code":"{code}","value":{new!r},"unit":"{unit}"'
-            self.lab(p, cvu2, cs, t, "corrected", rid, flags, _T_KMG_FINAL)
+            self.lab(p, cvu2, cs, t, "corrected", rid, flags, T_KMG_FINAL)
         elif r > 0.9960:  # a retraction, rare
             status = "entered-in-error" if rng.random() < 0.5 else "cancelled"
-            t = res + int(rng.uniform(1200, 4 * _HOUR))
+            t = res + int(rng.uniform(1200, 4 * HOUR))
             if rng.random() < 0.3:  # a removal needs no value or unit
                 cvu = f'"code":"{code}","value":null,"unit":null'
-            self.lab(p, cvu, cs, t, status, rid, flags, _T_KMG_OTHER)
+            self.lab(p, cvu, cs, t, status, rid, flags, T_KMG_OTHER)
 
     def k_lab(
-        self, p: _Patient, coll: int, res: int, poc: bool, hemo: bool, cs: str | None = None
+        self, p: Patient, coll: int, res: int, poc: bool, hemo: bool, cs: str | None = None
     ) -> float:
         """Queue a potassium result from the latent level; return the reported value."""
-        v = p.k_state + 0.08 * self.z[int(self.rng.random() * _ZN)]
+        v = p.k_state + 0.08 * self.z[int(self.rng.random() * ZN)]
         if hemo:
             v += self.rng.uniform(0.4, 1.2)
         v, vs = _DEC1[68 if v > 6.8 else (21 if v < 2.1 else int(v * 10.0 + 0.5))]
@@ -118,9 +118,9 @@ class _Labs(_Clock, _Noise):
         self.kmg_result(p, K_POC if poc else K_SERUM, v, vs, p.k_unit, coll, cs, res, flags)
         return v
 
-    def mg_lab(self, p: _Patient, coll: int, res: int, hemo: bool, cs: str | None = None) -> float:
+    def mg_lab(self, p: Patient, coll: int, res: int, hemo: bool, cs: str | None = None) -> float:
         """Queue a magnesium result from the latent level; return the value in mg/dL."""
-        v = p.mg_state + 0.05 * self.z[int(self.rng.random() * _ZN)]
+        v = p.mg_state + 0.05 * self.z[int(self.rng.random() * ZN)]
         if hemo:
             v += self.rng.uniform(0.1, 0.35)
         v = 3.4 if v > 3.4 else (0.9 if v < 0.9 else v)
@@ -137,7 +137,7 @@ class _Labs(_Clock, _Noise):
             p.mg_val, p.mg_coll = mg, coll
         return mg
 
-    def panel(self, p: _Patient, coll: int) -> tuple[float | None, int]:
+    def panel(self, p: Patient, coll: int) -> tuple[float | None, int]:
         """Queue a chemistry panel; return the K value (or None) and its result time."""
         rnd = self.rng.random
         hemo = rnd() < 0.01
@@ -195,13 +195,13 @@ class _Labs(_Clock, _Noise):
             )
             end = f'","flags":{flags}}}'
             for j in range(c):
-                line = f"{head}{n}{mid}{pools[j][int(rnd() * _POOL)]}{tail}{n}{end}"
-                key = a + jit[n & _JMASK]
-                append((key, a, _T_OTHER_LAB, line))
+                line = f"{head}{n}{mid}{pools[j][int(rnd() * POOL)]}{tail}{n}{end}"
+                key = a + jit[n & JITTER_MASK]
+                append((key, a, T_OTHER_LAB, line))
                 n += 1
                 gap -= 1
                 if not gap:
-                    self.noise(key, a, _T_OTHER_LAB, line)
+                    self.noise(key, a, T_OTHER_LAB, line)
                     gap = self.gap
         self.n = n
         self.gap = gap

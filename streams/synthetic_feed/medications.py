@@ -10,22 +10,22 @@ from streams.synthetic_feed.drugs import (
     _MG_IV,
     _MG_PO,
     _NO_DRUG_FRAG,
-    _Drug,
+    Drug,
 )
-from streams.synthetic_feed.labs import _Labs
-from streams.synthetic_feed.lines import _T_MED, _T_MED_CANCEL
-from streams.synthetic_feed.noise import _JMASK
-from streams.synthetic_feed.patients import _Patient
-from streams.synthetic_feed.timestamps import _DAY, _HOUR
+from streams.synthetic_feed.labs import Labs
+from streams.synthetic_feed.lines import T_MED, T_MED_CANCEL
+from streams.synthetic_feed.noise import JITTER_MASK
+from streams.synthetic_feed.patients import Patient
+from streams.synthetic_feed.timestamps import DAY, HOUR
 
 
-class _Medications(_Labs):
+class Medications(Labs):
     """The queueing of medication orders, administrations and cancellations."""
 
     med_head: str
     oid: int
 
-    def med(self, p: _Patient, action: str, frag: str, t: int, oid: str) -> None:
+    def med(self, p: Patient, action: str, frag: str, t: int, oid: str) -> None:
         """Queue a medication event; frag is the code/name/route/dose fragment."""
         n = self.n
         self.n = n + 1
@@ -33,9 +33,9 @@ class _Medications(_Labs):
             f'{self.med_head}{n}",{p.frag},"action":"{action}",{frag},'
             f'"at":"{self.ts(t, p)}","order_id":"{oid}"}}'
         )
-        tag = _T_MED_CANCEL if action == "cancelled" else _T_MED
+        tag = T_MED_CANCEL if action == "cancelled" else T_MED
         a = self.a0 + t * 1_000_000
-        key = a + self.jit[n & _JMASK]
+        key = a + self.jit[n & JITTER_MASK]
         self.out.append((key, a, tag, line))
         self.gap -= 1
         if not self.gap:
@@ -45,7 +45,7 @@ class _Medications(_Labs):
         self.oid += 1
         return f"O{self.oid}"
 
-    def pick_frag(self, drug: _Drug) -> str:
+    def pick_frag(self, drug: Drug) -> str:
         """Choose how the drug is coded: RxNorm, a local code or no code (name only)."""
         r = self.rng.random()
         if r < 0.72 and drug.frag_rx != drug.frag_null:
@@ -55,7 +55,7 @@ class _Medications(_Labs):
         return drug.frag_null
 
     def order(
-        self, p: _Patient, drug: _Drug, t: int, admins: list[int], cancel_p: float
+        self, p: Patient, drug: Drug, t: int, admins: list[int], cancel_p: float
     ) -> tuple[str, str]:
         """Queue an order and its doses (or its cancellation); return id and drug fragment."""
         oid = self.next_oid()
@@ -70,7 +70,7 @@ class _Medications(_Labs):
             self.med(p, "administered", frag, ta, oid)
         return oid, frag
 
-    def k_order(self, p: _Patient, t_res: int, v: float, morning_coll: int | None) -> int:
+    def k_order(self, p: Patient, t_res: int, v: float, morning_coll: int | None) -> int:
         """Replete potassium after a low result; return the time of the last dose (or order)."""
         rng = self.rng
         rnd = rng.random
@@ -116,12 +116,12 @@ class _Medications(_Labs):
             self.mg_management(p, t, morning_coll)
         return admins[-1] if admins else t
 
-    def mg_management(self, p: _Patient, t: int, morning_coll: int | None) -> None:
+    def mg_management(self, p: Patient, t: int, morning_coll: int | None) -> None:
         """Decide what the team does about magnesium around a potassium order at t."""
         rng = self.rng
         rnd = rng.random
         mg = p.mg_val
-        known = mg is not None and p.mg_coll >= t - _DAY
+        known = mg is not None and p.mg_coll >= t - DAY
         if known and p.mg_rep >= p.mg_coll:
             return  # already repleted since the last result
         if mg is not None and known and mg < p.mg_target:
@@ -129,20 +129,20 @@ class _Medications(_Labs):
             if r < p.co_p:
                 self.mg_order(p, t + int(rng.uniform(0, 1500)))
             elif r < p.co_p + p.late_p:
-                self.mg_order(p, t + int(rng.uniform(2 * _HOUR, 8 * _HOUR)))
+                self.mg_order(p, t + int(rng.uniform(2 * HOUR, 8 * HOUR)))
         elif not known:
             r = rnd()
             if r < p.addon_p and morning_coll is not None:  # add-on Mg on the morning specimen
                 res = t + int(rng.uniform(1800, 5400))
                 mg = self.mg_lab(p, morning_coll, res, False)
                 if mg < p.mg_target and rnd() < p.co_p + p.late_p:
-                    self.mg_order(p, res + int(rng.uniform(900, 3 * _HOUR)))
+                    self.mg_order(p, res + int(rng.uniform(900, 3 * HOUR)))
             elif r < p.addon_p + 0.12:
                 self.mg_order(p, t + int(rng.uniform(0, 1500)))
         elif p.cardiac and rnd() < 0.08:
             self.mg_order(p, t + int(rng.uniform(0, 1500)))
 
-    def mg_order(self, p: _Patient, t: int) -> None:
+    def mg_order(self, p: Patient, t: int) -> None:
         """Queue a magnesium order and its doses."""
         rng = self.rng
         rnd = rng.random
@@ -153,13 +153,13 @@ class _Medications(_Labs):
             ta = t + int(rng.uniform(300, 3600))
             admins.append(ta)
             if rnd() < (0.3 if drug.dose_unit == "g" and drug.dose <= 2 else 0.15):
-                admins.append(ta + int(rng.uniform(2 * _HOUR, 10 * _HOUR)))
+                admins.append(ta + int(rng.uniform(2 * HOUR, 10 * HOUR)))
         self.order(p, drug, t, admins, 0.02)
         if admins:
             p.mg_rep = admins[0]
             p.mg_state += 0.2 * len(admins) if iv else 0.07 * len(admins)
 
-    def running(self, p: _Patient, entry: list, oid: str, frag: str) -> list:
+    def running(self, p: Patient, entry: list, oid: str, frag: str) -> list:
         """Attach a running order to a medication entry ``[drug, flag, ...]``: its id and
         coding, and the text around the time of its administrations."""
         del entry[2:]

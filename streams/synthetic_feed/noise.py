@@ -10,14 +10,14 @@ from typing import Final
 import orjson
 
 from streams.synthetic_feed.lab_codes import K_POC, K_SERUM, MG_MASS, MG_MOLES
-from streams.synthetic_feed.lines import _T_DUPLICATE, _T_INVALID, _T_KMG_FINAL, _T_MED, Pending
+from streams.synthetic_feed.lines import T_DUPLICATE, T_INVALID, T_KMG_FINAL, T_MED, Pending
 
 MAX_JITTER_MICROS: Final = 300_000_000
 """The most a line arrives after a line whose availability is later (5 minutes)."""
 
 _DUP_DELAY_MICROS: Final = 60_000_000
 _JN: Final = 1 << 16
-_JMASK: Final = _JN - 1
+JITTER_MASK: Final = _JN - 1
 
 _DEFECTS: Final = (
     "bad_json",
@@ -30,7 +30,7 @@ _DEFECTS: Final = (
 )
 
 
-class _Noise:
+class Noise:
     """Arrival delays, and the invalid lines and copies queued behind valid lines."""
 
     nrng: random.Random
@@ -71,11 +71,11 @@ class _Noise:
         self.gap = self._next_gap()
         nrnd = self.nrng.random
         if nrnd() * self.p_any < self.p_inv:  # invalid: same arrival key, right behind it
-            self.out.append((key, a, _T_INVALID, self.invalid_line(line, tag)))
+            self.out.append((key, a, T_INVALID, self.invalid_line(line, tag)))
         else:  # the same bytes re-sent 1-60 s later, never more than 5 min behind
             delay = 1_000_000 + int(nrnd() * (_DUP_DELAY_MICROS - 1_000_000))
             dkey = a + min(int(key) - a + delay, MAX_JITTER_MICROS)
-            self.out.append((float(dkey), a, _T_DUPLICATE, line))
+            self.out.append((float(dkey), a, T_DUPLICATE, line))
 
     def recent(self, tags: tuple[int, ...]) -> str | None:
         """Return the most recently generated valid line with one of the tags, if any."""
@@ -92,11 +92,11 @@ class _Noise:
         defect = _DEFECTS[int(nrng.random() * len(_DEFECTS))]
         template = line
         if defect in ("bad_unit", "implausible_value", "resulted_before_collected"):
-            template = self.recent((_T_KMG_FINAL,)) or line
+            template = self.recent((T_KMG_FINAL,)) or line
         elif defect == "missing_code_and_name":
-            template = self.recent((_T_MED,)) or line
-        elif defect == "timestamp_without_offset" and tag not in (_T_KMG_FINAL, _T_MED):
-            template = self.recent((_T_KMG_FINAL, _T_MED)) or line
+            template = self.recent((T_MED,)) or line
+        elif defect == "timestamp_without_offset" and tag not in (T_KMG_FINAL, T_MED):
+            template = self.recent((T_KMG_FINAL, T_MED)) or line
         ev = orjson.loads(template)
         self.inv_seq += 1
         ev["event_id"] = f"{self.inv_prefix}{self.inv_seq}"

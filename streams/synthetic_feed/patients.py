@@ -6,19 +6,19 @@ import math
 import random
 from typing import Final
 
-from streams.synthetic_feed.drugs import _IGNORED, _LOOP, _MIVF, _PRN, _THIAZIDE
-from streams.synthetic_feed.lab_codes import _K_UNITS, _MG_STYLES
+from streams.synthetic_feed.drugs import IGNORED_DRUGS, LOOP_DIURETICS, MIVF, PRN, THIAZIDE
+from streams.synthetic_feed.lab_codes import K_UNITS, MG_STYLES
 from streams.synthetic_feed.shape import FeedShape
-from streams.synthetic_feed.timestamps import _DAY, _HOUR
+from streams.synthetic_feed.timestamps import DAY, HOUR
 
 WARDS: Final = ("ICU-A", "ICU-B", "CCU", "WARD-4E", "WARD-5W")
 _WARD_CUM: Final = (0.11, 0.22, 0.32, 0.66, 1.0)
 _ICU_WARDS: Final = frozenset({"ICU-A", "ICU-B", "CCU"})
 
-_LOGNORM_MEAN: Final = math.exp(0.75**2 / 2)
+LOGNORM_MEAN: Final = math.exp(0.75**2 / 2)
 
 
-class _Patient:
+class Patient:
     """Profile and running state of one synthetic patient."""
 
     __slots__ = (
@@ -110,35 +110,35 @@ def _cum_pick(table: tuple, r: float) -> tuple:
     return table[-1]
 
 
-def _admission_second(r: float) -> int:
+def admission_second(r: float) -> int:
     """Map a uniform draw to an admission time of day (mostly daytime and evening)."""
     if r < 0.12:
-        return int(r / 0.12 * 8 * _HOUR)
+        return int(r / 0.12 * 8 * HOUR)
     if r < 0.72:
-        return int(8 * _HOUR + (r - 0.12) / 0.6 * 10 * _HOUR)
-    return min(_DAY - 1, int(18 * _HOUR + (r - 0.72) / 0.28 * 6 * _HOUR))
+        return int(8 * HOUR + (r - 0.12) / 0.6 * 10 * HOUR)
+    return min(DAY - 1, int(18 * HOUR + (r - 0.72) / 0.28 * 6 * HOUR))
 
 
-def _draw_patients(
+def draw_patients(
     shape: FeedShape, rng: random.Random, ssz: list[str], ss1: list[str]
-) -> list[_Patient]:
+) -> list[Patient]:
     """Draw the profiles of the shape's patients, in id order."""
     rnd = rng.random
     wards = tuple(zip(_WARD_CUM, WARDS, strict=True))
-    pats: list[_Patient] = []
+    pats: list[Patient] = []
     width = max(6, len(str(shape.patients)))
     for i in range(shape.patients):
-        p = _Patient()
+        p = Patient()
         num = f"{i + 1:0{width}d}"
         loc = _cum_pick(wards, rnd())[1]
         p.frag = f'"patient_id":"SP{num}","encounter_id":"EN{num}","location":"{loc}"'
         plus1 = rnd() < 0.08
-        p.off, p.ss = (_HOUR, ss1) if plus1 else (0, ssz)
+        p.off, p.ss = (HOUR, ss1) if plus1 else (0, ssz)
         p.icu = loc in _ICU_WARDS
         p.cardiac = loc == "CCU" or rnd() < 0.12
-        p.u_los = rng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
+        p.u_los = rng.lognormvariate(0.0, 0.75) / LOGNORM_MEAN * (1.25 if p.icu else 1.0)
         p.r_admit = rnd()
-        p.admit_sec = _admission_second(rnd())
+        p.admit_sec = admission_second(rnd())
         diuretic = rnd() < (0.45 if p.cardiac else 0.2)
         hypok = rnd() < (0.2 if diuretic else 0.1)
         renal = not hypok and rnd() < 0.05  # renal failure: high-normal to high K and Mg
@@ -149,7 +149,7 @@ def _draw_patients(
         else:
             p.k_mu = rng.gauss(4.1, 0.22) - (0.12 if diuretic else 0.0)
         p.k_state = p.k_mu + rng.gauss(0.0, 0.25)
-        p.k_unit = _cum_pick(_K_UNITS, rnd())[1]
+        p.k_unit = _cum_pick(K_UNITS, rnd())[1]
         lowmg = rnd() < (0.2 if diuretic or hypok else 0.08)
         if lowmg:
             p.mg_mu = 1.25 + 0.45 * rnd()
@@ -158,7 +158,7 @@ def _draw_patients(
         else:
             p.mg_mu = rng.gauss(2.02, 0.14) - (0.1 if diuretic else 0.0)
         p.mg_state = p.mg_mu + rng.gauss(0.0, 0.1)
-        _, p.mg_code, p.mg_unit, p.mg_div, p.mg_dec = _cum_pick(_MG_STYLES, rnd())
+        _, p.mg_code, p.mg_unit, p.mg_div, p.mg_dec = _cum_pick(MG_STYLES, rnd())
         r = rnd()
         if r < 0.07:
             p.mg_check = 0.1 * rnd()  # a team that almost never orders Mg
@@ -183,20 +183,20 @@ def _draw_patients(
         # medication entries: [drug, bid-or-prn, order_id, code/name fragment]
         diur: list[list] = []
         if diuretic:
-            drug = _LOOP[int(rnd() * len(_LOOP))] if rnd() < 0.8 else None
+            drug = LOOP_DIURETICS[int(rnd() * len(LOOP_DIURETICS))] if rnd() < 0.8 else None
             if drug is not None:
                 diur.append([drug, rnd() < 0.35, None, None])
             if drug is None or rnd() < 0.1:
-                diur.append([_THIAZIDE[int(rnd() * len(_THIAZIDE))], False, None, None])
+                diur.append([THIAZIDE[int(rnd() * len(THIAZIDE))], False, None, None])
         p.diuretics = diur
         meds: list[list] = []
         for _ in range(int(rnd() * 3.2)):
-            drug = _IGNORED[int(rnd() * len(_IGNORED))]
+            drug = IGNORED_DRUGS[int(rnd() * len(IGNORED_DRUGS))]
             if drug.name.startswith("Spironolactone") and not (diuretic or rnd() < 0.3):
                 continue
-            meds.append([drug, drug.name.split(" ", 1)[0] in _PRN, None, None])
+            meds.append([drug, drug.name.split(" ", 1)[0] in PRN, None, None])
         if rnd() < 0.1:
-            meds.append([_MIVF, False, None, None])
+            meds.append([MIVF, False, None, None])
         p.meds = meds
         p.standing = None
         p.mg_val = None

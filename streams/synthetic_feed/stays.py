@@ -6,9 +6,9 @@ import math
 import random
 from typing import Final
 
-from streams.synthetic_feed.patients import _LOGNORM_MEAN, _admission_second, _Patient
+from streams.synthetic_feed.patients import LOGNORM_MEAN, Patient, admission_second
 from streams.synthetic_feed.shape import FeedShape
-from streams.synthetic_feed.timestamps import _DAY
+from streams.synthetic_feed.timestamps import DAY
 
 _MEAN_LOS_DAYS: Final = 5.0
 """Scale of the lengths of stay without a target (relative lengths log-normal, mean 1)."""
@@ -20,12 +20,12 @@ _EVENTS_PER_PATIENT_DAY: Final = 7.4
 events plus 3.3 other chemistry results); the first guess of the length-of-stay scaling."""
 
 
-class _Stays:
+class Stays:
     """The placement of the patients' stays on the calendar days of the feed."""
 
     shape: FeedShape
     srng: random.Random
-    patients: list[_Patient]
+    patients: list[Patient]
     nd: int
     start_rel: int
     target_valid: float | None
@@ -36,9 +36,9 @@ class _Stays:
         shape = self.shape
         days = self.nd
         endless = shape.endless  # stays run on past the window (readmissions follow)
-        cut0 = self.start_rel / _DAY  # the part of day 0 before start
+        cut0 = self.start_rel / DAY  # the part of day 0 before start
 
-        def place(pats: list[_Patient], m: float) -> float:
+        def place(pats: list[Patient], m: float) -> float:
             """Place the stays for a length-of-stay scale; return the patient-days kept."""
             total = 0.0
             for p in pats:
@@ -74,8 +74,8 @@ class _Stays:
         self.pd_total = place(self.patients, hi)
 
     def readmit(
-        self, active: list[_Patient], d: int, starts: dict[int, list[_Patient]]
-    ) -> list[_Patient]:
+        self, active: list[Patient], d: int, starts: dict[int, list[Patient]]
+    ) -> list[Patient]:
         """Return the patients still in house on day d; book each one discharged (on day d) a
         next stay: back after some days at home, for a newly drawn length of stay."""
         kept = []
@@ -85,10 +85,10 @@ class _Stays:
                 kept.append(p)
                 continue
             admit = d + 1 + int(srng.expovariate(1.0 / _READMIT_GAP_DAYS))
-            u_los = srng.lognormvariate(0.0, 0.75) / _LOGNORM_MEAN * (1.25 if p.icu else 1.0)
+            u_los = srng.lognormvariate(0.0, 0.75) / LOGNORM_MEAN * (1.25 if p.icu else 1.0)
             p.admit = p.first = admit
             p.end = admit + max(1, round(_MEAN_LOS_DAYS * u_los))
-            p.admit_sec = _admission_second(srng.random())
+            p.admit_sec = admission_second(srng.random())
             p.standing = None  # the orders of the last stay are over
             starts.setdefault(admit, []).append(p)
         return kept

@@ -11,17 +11,17 @@ from typing import IO, Final
 
 import orjson
 
-from streams.synthetic_feed.generator import _Generator
+from streams.synthetic_feed.generator import FeedGenerator
 from streams.synthetic_feed.lines import (
     _LINE,
-    _T_DUPLICATE,
-    _T_INVALID,
-    _T_KMG_FINAL,
-    _T_KMG_OTHER,
-    _T_MED,
-    _T_MED_CANCEL,
-    _T_OTHER_LAB,
     _TAG,
+    T_DUPLICATE,
+    T_INVALID,
+    T_KMG_FINAL,
+    T_KMG_OTHER,
+    T_MED,
+    T_MED_CANCEL,
+    T_OTHER_LAB,
 )
 from streams.synthetic_feed.shape import FeedShape
 
@@ -40,7 +40,7 @@ def write_ndjson(shape: FeedShape, path_or_stream: str | Path | IO[bytes]) -> di
 
 def _write(shape: FeedShape, stream: IO[bytes]) -> dict[str, int]:
     c: Counter[int] = Counter()
-    for batch in _Generator(shape).batches():
+    for batch in FeedGenerator(shape).batches():
         c.update(map(_TAG, batch))
         for i in range(0, len(batch), _WRITE_CHUNK):
             lines = list(map(_LINE, batch[i : i + _WRITE_CHUNK]))
@@ -49,10 +49,10 @@ def _write(shape: FeedShape, stream: IO[bytes]) -> dict[str, int]:
     stream.flush()
     return {
         "lines": c.total(),
-        "lab_result": c[_T_OTHER_LAB] + c[_T_KMG_FINAL] + c[_T_KMG_OTHER],
-        "medication": c[_T_MED] + c[_T_MED_CANCEL],
-        "invalid": c[_T_INVALID],
-        "duplicates": c[_T_DUPLICATE],
+        "lab_result": c[T_OTHER_LAB] + c[T_KMG_FINAL] + c[T_KMG_OTHER],
+        "medication": c[T_MED] + c[T_MED_CANCEL],
+        "invalid": c[T_INVALID],
+        "duplicates": c[T_DUPLICATE],
     }
 
 

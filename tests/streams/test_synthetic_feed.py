@@ -268,21 +268,21 @@ def worst_arrival_lag(items: list[tuple[int, bytes]]) -> int:
 
 
 def test_duplicates_are_resent_within_a_minute() -> None:
-    gen = sf._Generator(MEDIUM)
+    gen = sf.FeedGenerator(MEDIUM)
     first_key: dict[str, float] = {}
     resent = 0
     for batch in gen.batches():
         for key, _avail, tag, line in batch:
-            if tag == sf._T_DUPLICATE:
+            if tag == sf.T_DUPLICATE:
                 assert 0 < key - first_key[line] <= 60_000_000
                 resent += 1
-            elif tag != sf._T_INVALID:
+            elif tag != sf.T_INVALID:
                 first_key[line] = key
     assert resent > 100
 
 
 def test_memory_is_bounded_by_a_day() -> None:
-    gen = sf._Generator(FeedShape(patients=200, days=60, seed=5))
+    gen = sf.FeedGenerator(FeedShape(patients=200, days=60, seed=5))
     sizes = []
     for batch in gen.batches():
         sizes.append(len(batch))
