@@ -14,17 +14,21 @@ message does in Faust.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
 from streams.consumed import Consumed
 from streams.outbox import Acknowledged
+
+log = logging.getLogger("kmg.transport")
 
 
 class BatchHandler(Protocol):
@@ -145,7 +149,7 @@ class BatchConsumer(driver.Consumer):
                 if not records:
                     continue
                 if not self.flow_active or app.consumer_generation_id != generation:
-                    await self.perform_seek()  # a rebalance began: read again from commits
+                    await self.read_again_from_commits()  # a rebalance began
                     continue
                 await self._gaps(records)
                 msgs, offsets, others = self.split(records, active, app.batch_topics)
@@ -164,6 +168,16 @@ class BatchConsumer(driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
             self.idle.set()
+
+    async def read_again_from_commits(self) -> None:
+        """Seek every assigned partition to its committed offset; tolerate a revoked one."""
+        try:
+            await self.perform_seek()
+        except IllegalStateError as exc:
+            # The assignment changed between reading the commits and seeking (a rebalance in
+            # progress): the fetched records are dropped all the same, and recovery seeks the
+            # new assignment to its commits before the flow resumes, as in Faust's own fetch.
+            log.info("seek skipped while the assignment changes (%s)", exc)
 
     async def _handle(
         self, handler: BatchHandler, msgs: Sequence[Consumed], offsets: dict[TP, list[int]]

@@ -529,3 +529,20 @@ def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
     assert fakes.rows(outbox.alerts) == fakes.rows(replay_alerts(cfg, lines))
     assert outbox.alerts
     assert registry.get_sample_value("kmg_duplicates_total") in (None, 0)
+
+
+def test_a_seek_back_that_meets_a_revoked_partition_does_not_crash_the_fetcher(tmp_path):
+    # Found by a review: during a rebalance the fetch loop's seek back to the commits raised
+    # "No current assignment for partition" out of the fetcher and the worker crashed.
+    from aiokafka.errors import IllegalStateError
+
+    _, consumer = _consumer(tmp_path)
+    seeks = []
+
+    async def revoked_meanwhile() -> None:
+        seeks.append(1)
+        raise IllegalStateError("No current assignment for partition TopicPartition('t.meds', 0)")
+
+    consumer.perform_seek = revoked_meanwhile
+    asyncio.run(consumer.read_again_from_commits())
+    assert seeks == [1]
