@@ -214,7 +214,11 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     metrics = StreamMetrics(registry)
     # Faust's producer wraps the aiokafka producer it starts; batches go to that one directly.
     producer: Any = app.producer
-    changelog = ChangelogWriter(table, lambda: producer._ensure_producer())
+    consumer: Any = app.consumer
+    consumer.member_for_seconds = settings.session_timeout_seconds / 2
+    changelog = ChangelogWriter(
+        table, lambda: producer._ensure_producer(), membership=consumer.confirm_membership
+    )
     app.changelog_settle = changelog.settle
     store = PatientStore(
         table,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 from faust.types import TP
@@ -67,6 +67,10 @@ class BatchProducer(Protocol):
         ...
 
 
+class NotAGroupMember(RuntimeError):
+    """The group no longer counts this worker a member: its partitions are another's."""
+
+
 class ChangelogWriter:
     """Write a Faust table's entries to its local store, and queue them for its changelog.
 
@@ -75,10 +79,18 @@ class ChangelogWriter:
     first `settle`s: every queued write sent and acknowledged, or the first failure returned.
     """
 
-    def __init__(self, table: Any, producer: Any, max_queued: int = 256) -> None:
+    def __init__(
+        self,
+        table: Any,
+        producer: Any,
+        max_queued: int = 256,
+        membership: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         # `producer` returns the started aiokafka producer (the app's, created on start).
         self.table = table
         self.producer = producer
+        # Says whether the group still counts this worker a member (None: always, in tools).
+        self.membership = membership
         # Partition writes queued before `write` waits. 16 made (c)'s p99 no better or worse
         # within noise and memory no smaller; many small batches (a caught-up worker) need room.
         self.max_queued = max_queued
@@ -141,6 +153,9 @@ class ChangelogWriter:
             try:
                 if after is not None:
                     await after
+                if self.membership is not None and not await self.membership():
+                    # Its states are older than the new owner's: never let them follow those.
+                    raise NotAGroupMember(f"partition {partition} may be another worker's now")
                 await self._append(partition, entries)
             except BaseException as exc:
                 # The store now runs ahead of the changelog: the worker must not commit, and

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -43,6 +45,10 @@ class BatchConsumer(driver.Consumer):
     """Faust's aiokafka consumer that hands each fetch of the input topics to a batch handler."""
 
     _idle: asyncio.Event | None = None
+    # A commit or heartbeat the group accepted this recently proves the worker still a member;
+    # the app sets it to half the session timeout. Monotonic time of the last such proof.
+    member_for_seconds = 30.0
+    _confirmed_at = -math.inf
     _unacknowledged: set[asyncio.Future[Any]] | None = None
     _pending: deque[tuple[asyncio.Future[Any], dict[TP, list[int]]]] | None = None
 
@@ -130,7 +136,33 @@ class BatchConsumer(driver.Consumer):
             # The inputs whose states did not reach the changelog must be taken again.
             await self.crash(failure)
             return False
-        return await super()._commit_offsets(offsets, start_new_transaction)
+        asked = time.monotonic()  # before the request: a pause after the answer proves nothing
+        committed = await super()._commit_offsets(offsets, start_new_transaction)
+        if committed:
+            self._confirmed_at = asked  # the group checks a commit's generation
+        return committed
+
+    async def confirm_membership(self) -> bool:
+        """Say whether the group still counts this worker a member, asking it if not lately.
+
+        A worker frozen past its session timeout (a long pause, a partition from the group's
+        coordinator) comes back still holding its partitions as it sees them, while another
+        worker owns them: the states it would then write are older than the new owner's, and
+        a rebuild from the changelog would take them for the latest.
+        """
+        if time.monotonic() - self._confirmed_at < self.member_for_seconds:
+            return True
+        asked = time.monotonic()
+        try:
+            thread: Any = self._thread
+            coordinator = thread._ensure_consumer()._coordinator
+            member = bool(await thread.call_thread(coordinator._do_heartbeat))
+        except Exception as exc:  # noqa: BLE001 - no answer is no proof
+            log.warning("could not confirm the worker's group membership (%r)", exc)
+            member = False
+        if member:
+            self._confirmed_at = asked
+        return member
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - broker-driven
         """Fetch records; hand input batches to the handler, other records to the conductor."""

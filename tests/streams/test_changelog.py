@@ -258,3 +258,33 @@ def test_alerts_the_broker_refused_keep_their_states_out_of_the_changelog():
 
     assert isinstance(asyncio.run(scenario()), ConnectionError)
     assert producer.sent == []
+
+
+def test_a_worker_the_group_no_longer_counts_a_member_writes_no_changelog():
+    # Found by a review: a worker frozen past its session timeout came back and wrote its
+    # older states after the new owner's; a rebuild from the changelog then took them.
+    producer = Producer(batch_bytes=16_384)
+    asked: list[bool] = []
+    answers = [True, False]
+
+    async def membership() -> bool:
+        asked.append(answers[len(asked)])
+        return asked[-1]
+
+    writer, store = _writer(producer)
+    writer.membership = membership
+
+    async def scenario() -> BaseException | None:
+        await writer.write(0, [("P1", b"new")])
+        await _until_sent(producer, 1)
+        producer.acknowledge()
+        await writer.write(0, [("P1", b"older than the new owner's")])
+        for _ in range(10):
+            await asyncio.sleep(0)
+        producer.acknowledge()
+        return await writer.settle()
+
+    failure = asyncio.run(scenario())
+    assert asked == [True, False]
+    assert [keys for _, _, keys, _ in producer.sent] == [[b"P1"]]  # the second never sent
+    assert type(failure).__name__ == "NotAGroupMember"

@@ -546,3 +546,64 @@ def test_a_seek_back_that_meets_a_revoked_partition_does_not_crash_the_fetcher(t
     consumer.perform_seek = revoked_meanwhile
     asyncio.run(consumer.read_again_from_commits())
     assert seeks == [1]
+
+
+def test_membership_is_asked_of_the_group_only_when_not_proven_lately(tmp_path, monkeypatch):
+    import time as clock
+
+    _, consumer = _consumer(tmp_path)
+    answers: list[Any] = [True, False, ConnectionError("coordinator gone")]
+    heartbeats: list[Any] = []
+
+    async def heartbeat() -> bool:
+        answer = answers[len(heartbeats)]
+        heartbeats.append(answer)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def call_thread(fun: Any) -> Any:
+        return await fun()
+
+    kafka_consumer = SimpleNamespace(_coordinator=SimpleNamespace(_do_heartbeat=heartbeat))
+    consumer._thread = SimpleNamespace(
+        _ensure_consumer=lambda: kafka_consumer, call_thread=call_thread
+    )
+    consumer.member_for_seconds = 30.0
+    now = [1_000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+
+    async def scenario() -> list[bool]:
+        said = [await consumer.confirm_membership()]  # never proven: ask (a member)
+        now[0] += 29.0
+        said.append(await consumer.confirm_membership())  # proven 29 s ago: no question
+        now[0] += 2.0
+        said.append(await consumer.confirm_membership())  # 31 s: ask (no longer)
+        said.append(await consumer.confirm_membership())  # ask again: no answer
+        return said
+
+    assert asyncio.run(scenario()) == [True, True, False, False]
+    assert len(heartbeats) == 3
+
+
+def test_a_commit_the_group_accepts_proves_membership_from_before_it_was_asked(
+    tmp_path, monkeypatch
+):
+    import time as clock
+
+    app, consumer = _consumer(tmp_path)
+    now = [500.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+
+    async def settled() -> None:
+        return None
+
+    async def accepted(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        now[0] += 40.0  # a pause while the commit was in flight proves nothing after it
+        return True
+
+    app.changelog_settle = settled
+    monkeypatch.setattr(BatchConsumer.__mro__[1], "_commit_offsets", accepted)
+    consumer.member_for_seconds = 30.0
+    assert asyncio.run(consumer._commit_offsets({}))
+    assert consumer._confirmed_at == 500.0
