@@ -27,12 +27,11 @@ from streams.outbox import Acknowledged, TopicOutbox
 from streams.processor import TICK, StreamProcessor
 from streams.settings import Compression, Settings
 from streams.state_store import PatientStore
-from streams.topics import DEAD_LETTER_MAX_BYTES
+from streams.topics import DEAD_LETTER_MAX_BYTES, TABLE_NAME, changelog_config
 from streams.transport import SentinelApp
 
 log = logging.getLogger("kmg.app")
 
-TABLE_NAME = "patients"
 _FIRST_RETRY_SECONDS = 0.5
 _LAST_RETRY_SECONDS = 10.0
 
@@ -209,6 +208,8 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         # bytes types make Faust use the raw codec for the store and the changelog.
         key_type=bytes,
         value_type=bytes,
+        # Room for a state as large as a request the producer sends (topics.changelog_config).
+        extra_topic_configs=changelog_config(),
         help="Per-patient engine state and per-partition clocks (orjson bytes)",
     )
     metrics = StreamMetrics(registry)

@@ -1,4 +1,8 @@
-"""Create and delete the co-partitioned topics of one deployment (inputs, outputs, ticks)."""
+"""Create and delete the co-partitioned topics of one deployment (inputs, outputs, ticks).
+
+The table's changelog is named after the app id, not the prefix, and Faust creates it: one
+made before is checked here when it exists.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class TopicLayoutError(ConfigError):
 
 
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
+TABLE_NAME = "patients"
 # Kafka's CreateTopics errors a configuration can cause.
 _CREATE_ERRORS = {
     17: "not a valid topic name (letters, digits, '.', '_' and '-', at most 249)",
@@ -53,6 +58,19 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Ticks matter only while fresh; a short retention keeps the topic small.
         TopicSpec(settings.topic_ticks, n, {"retention.ms": ticks_ms, "cleanup.policy": "delete"}),
     ]
+
+
+def changelog_topic(settings: Settings) -> str:
+    """Return the name Faust gives the patient table's changelog: `<app_id>-<table>-changelog`."""
+    return f"{settings.app_id}-{TABLE_NAME}-changelog"
+
+
+def changelog_config() -> dict[str, str]:
+    """Return the changelog's extra topic settings (Faust creates the topic with them)."""
+    # A patient's state may be as large as a request the producer sends (DEAD_LETTER_MAX_BYTES,
+    # streams/app.py): with the broker's default of about 1 MB, a larger state could never be
+    # written and every start of the worker would stop on it.
+    return {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
 async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
@@ -83,6 +101,7 @@ async def _ensure(
     admin: AIOKafkaAdminClient, specs: list[TopicSpec], settings: Settings
 ) -> list[str]:
     existing = set(await admin.list_topics())
+    changelog = changelog_topic(settings)
     missing = [s for s in specs if s.name not in existing]
     created: list[str] = []
     if missing:
@@ -121,7 +140,7 @@ async def _ensure(
     if created:
         await _wait_until_served(settings.kafka_bootstrap, created, want)
         log.info("created topics: %s", ", ".join(created))
-    limit = await dead_letter_limit(admin, settings.topic_dead_letter)
+    limit = await max_message_bytes(admin, settings.topic_dead_letter)
     if limit is not None and limit < DEAD_LETTER_MAX_BYTES:
         log.warning(
             "topic %s takes messages up to %d bytes, fewer than an input may have: a larger "
@@ -130,10 +149,21 @@ async def _ensure(
             limit,
             DEAD_LETTER_MAX_BYTES,
         )
+    if changelog in existing:
+        limit = await max_message_bytes(admin, changelog)
+        if limit is not None and limit < DEAD_LETTER_MAX_BYTES:
+            log.warning(
+                "topic %s takes messages up to %d bytes, fewer than a patient's state may have: "
+                "a larger state cannot be saved and stops the worker at every start (raise its "
+                "max.message.bytes to %d)",
+                changelog,
+                limit,
+                DEAD_LETTER_MAX_BYTES,
+            )
     return created
 
 
-async def dead_letter_limit(admin: AIOKafkaAdminClient, topic: str) -> int | None:
+async def max_message_bytes(admin: AIOKafkaAdminClient, topic: str) -> int | None:
     """Return the topic's max.message.bytes, None if the broker does not say."""
     responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     for response in responses:
