@@ -1,7 +1,7 @@
 """Create and delete the co-partitioned topics of one deployment (inputs, outputs, ticks).
 
-The table's changelog is named after the app id, not the prefix, and Faust creates it: one
-made before is checked here when it exists.
+The table's changelog is named after the app id, not the prefix, and Faust creates it: it is
+checked here when it exists, since it keeps the layout of the deployment that made it.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def changelog_config() -> dict[str, str]:
 async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
     """Create missing topics; raise TopicLayoutError if one exists with another partition count.
 
+    The app's changelog, if it exists, must have the partition count too.
+
     Returns the names created. Retries while the broker is not reachable yet.
     """
     specs = topic_specs(settings)
@@ -102,6 +104,9 @@ async def _ensure(
 ) -> list[str]:
     existing = set(await admin.list_topics())
     changelog = changelog_topic(settings)
+    if changelog in existing:
+        # Checked before anything is created: a refused start leaves the broker as it was.
+        await _check_changelog_partitions(admin, changelog, settings)
     missing = [s for s in specs if s.name not in existing]
     created: list[str] = []
     if missing:
@@ -161,6 +166,24 @@ async def _ensure(
                 DEAD_LETTER_MAX_BYTES,
             )
     return created
+
+
+async def _check_changelog_partitions(
+    admin: AIOKafkaAdminClient, changelog: str, settings: Settings
+) -> None:
+    """Refuse a changelog of another partition count: it is another layout's state."""
+    # Its partition N holds the states and clock of input partition N; under another count
+    # they belong to other partitions, and Faust cannot write the ones past its end.
+    for entry in await admin.describe_topics([changelog]):
+        parts = entry["partitions"]
+        if entry.get("error_code", 0) or not parts or len(parts) == settings.partitions:
+            continue
+        raise TopicLayoutError(
+            f"topic {changelog} (the table changelog of KMG_APP_ID {settings.app_id!r}) has "
+            f"{len(parts)} partitions, not {settings.partitions} (KMG_PARTITIONS): it holds "
+            f"the state of a deployment with {len(parts)} partitions, so use another "
+            f"KMG_APP_ID or set KMG_PARTITIONS={len(parts)}"
+        )
 
 
 async def max_message_bytes(admin: AIOKafkaAdminClient, topic: str) -> int | None:

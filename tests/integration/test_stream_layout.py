@@ -9,6 +9,7 @@ app id under other prefixes.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER_MAX_BYTES, changelog_topic, max_message_bytes
+from streams.worker_processes import KMG, REPO, free_port
 from tests.integration.stream_harness import Deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -87,3 +89,24 @@ def test_the_worker_makes_a_changelog_that_takes_its_largest_request(first) -> N
     names, limit = asyncio.run(_describe(first.bootstrap, changelog_topic(_settings(first))))
     assert changelog_topic(_settings(first)) in names
     assert limit is not None and limit >= DEAD_LETTER_MAX_BYTES  # producer_max_request_size
+
+
+def test_another_prefix_and_partition_count_under_the_same_app_id_is_refused(first) -> None:
+    # Found by review: such a worker started on the old changelog, gave foreign alerts and
+    # crashed writing a partition the changelog does not have, at every start.
+    renamed = Renamed(
+        first.workdir, name=first.name, partitions=2, topic_prefix=f"{first.name}-v2."
+    )
+    done = subprocess.run(
+        [str(KMG), "worker"],
+        env=renamed.env(KMG_DATA_DIR=str(first.workdir / "data-v2"), KMG_WEB_PORT=str(free_port())),
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr.decode()[-2000:]
+    [line] = done.stderr.decode().strip().splitlines()
+    assert changelog_topic(_settings(first)) in line
+    assert "KMG_APP_ID" in line and "KMG_PARTITIONS=1" in line
+    names, _ = asyncio.run(_describe(first.bootstrap, changelog_topic(_settings(first))))
+    assert not [n for n in names if n.startswith(renamed.prefix)]  # nothing was created

@@ -14,6 +14,8 @@ from streams import topics
 from streams.app import build_app
 from streams.settings import Settings
 from streams.topics import (
+    DEAD_LETTER_MAX_BYTES,
+    TopicLayoutError,
     changelog_topic,
     ensure_topics,
 )
@@ -70,6 +72,28 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> type[Admin]:
     monkeypatch.setattr(topics, "AIOKafkaAdminClient", Admin)
     monkeypatch.setattr(topics, "_wait_until_served", served)
     return Admin
+
+
+def test_a_changelog_of_another_partition_count_is_refused_before_anything_is_created(broker):
+    # Found by review: restarted with a new KMG_TOPIC_PREFIX and KMG_PARTITIONS under the same
+    # KMG_APP_ID, a worker started on the old changelog (4 partitions) and crashed writing it.
+    old = Settings(app_id="ward", topic_prefix="ward.", partitions=4)
+    broker.topics[changelog_topic(old)] = (4, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)})
+    new = Settings(app_id="ward", topic_prefix="ward-v2.", partitions=8)
+    with pytest.raises(TopicLayoutError) as refused:
+        asyncio.run(ensure_topics(new, attempts=1))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "ward-patients-changelog" in message
+    assert "KMG_APP_ID" in message and "KMG_PARTITIONS=4" in message
+    assert broker.created == []
+
+
+def test_a_changelog_of_the_same_partition_count_is_accepted(broker):
+    settings = Settings(app_id="ward", topic_prefix="ward.", partitions=4)
+    broker.topics[changelog_topic(settings)] = (4, {"max.message.bytes": "4194304"})
+    created = asyncio.run(ensure_topics(settings, attempts=1))
+    assert sorted(created) == sorted(spec.name for spec in topics.topic_specs(settings))
 
 
 @pytest.mark.parametrize(("limit", "warned"), [(BROKER_DEFAULT_BYTES, True), (4194304, False)])
