@@ -322,6 +322,15 @@ class StreamProcessor:
             )
             clock.restore(clocks.get(p), states[p])
             self.clocks[p] = clock
+        foreign = {p: self.clocks[p].foreign for p in partitions if self.clocks[p].foreign}
+        if foreign:
+            log.warning(
+                "partitions %s: their saved clocks hold stream times of topics that are not "
+                "this worker's inputs (%s), ignored (was KMG_TOPIC_PREFIX changed under the "
+                "same KMG_APP_ID?)",
+                sorted(foreign),
+                ", ".join(sorted({t for names in foreign.values() for t in names})),
+            )
         log.info(
             "rebuilt partitions %s: %d buffered events, %d timers",
             sorted(partitions),

@@ -76,6 +76,8 @@ class PartitionClock:
         self.watermark: Micros = NEVER
         self.arrival_wall: float | None = None  # wall seconds of the last event (not a repeat)
         self.final_offsets: dict[str, int] | None = None
+        # Topics the restored clock had a stream time for that are not inputs here.
+        self.foreign: tuple[str, ...] = ()
         self._buffer: list[tuple[Micros, str, str]] = []
 
     # -- persistence ----------------------------------------------------------------------
@@ -92,8 +94,14 @@ class PartitionClock:
 
     def restore(self, clock: Mapping[str, Any] | None, states: Iterable[PatientState]) -> None:
         """Load a snapshot and rebuild the buffer and timer indices from the partition's states."""
+        self.foreign = ()
         if clock is not None:
-            self.stream_time = dict(clock["stream_time"])
+            # A clock saved under another KMG_TOPIC_PREFIX (same KMG_APP_ID) names the old
+            # topics: their times would raise W, and the new topics' events behind them would
+            # be late. They are dropped, and named in `foreign` for the caller to report.
+            saved: Mapping[str, Micros] = clock["stream_time"]
+            self.stream_time = {t: a for t, a in saved.items() if t in self.inputs}
+            self.foreign = tuple(sorted(t for t in saved if t not in self.inputs))
             self.watermark = clock["watermark"]
             self.scheduler.last = clock["last"]
             self.arrival_wall = clock["arrival_wall"]

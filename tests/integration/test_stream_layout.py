@@ -21,7 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER_MAX_BYTES, changelog_topic, max_message_bytes
 from streams.worker_processes import KMG, REPO, free_port
-from tests.integration.stream_harness import Deployment
+from tests.conftest import SCENARIOS
+from tests.integration.stream_harness import Deployment, count_rows, replay_alerts
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -110,3 +111,29 @@ def test_another_prefix_and_partition_count_under_the_same_app_id_is_refused(fir
     assert "KMG_APP_ID" in line and "KMG_PARTITIONS=1" in line
     names, _ = asyncio.run(_describe(first.bootstrap, changelog_topic(_settings(first))))
     assert not [n for n in names if n.startswith(renamed.prefix)]  # nothing was created
+
+
+def test_a_restored_clock_of_other_topics_does_not_move_the_watermark(first, cfg) -> None:
+    # The old clock's stream time (1 April) would set W to 1 April less 10 minutes: every
+    # event of the scenario (4 March) would be late.
+    renamed = Renamed(
+        first.workdir, name=first.name, partitions=1, topic_prefix=f"{first.name}-v3."
+    )
+    scenario = SCENARIOS / "01_mg_not_checked_basic.ndjson"
+    expected = replay_alerts(cfg, scenario.read_bytes().splitlines())
+    renamed.produce(scenario, final=True)
+    worker = renamed.start_worker("v3")
+    try:
+        alerts = asyncio.run(
+            renamed.read_alerts(
+                lambda got: len(got) >= len(expected), timeout=90, settle=2, alive=worker.alive
+            )
+        )
+        assert count_rows(alerts) == count_rows(expected), worker.log_tail()
+        assert worker.metric_total("kmg_late_events_total") == 0
+        log = worker.log_path.read_text()
+        assert f"not this worker's inputs ({first.prefix}labs)" in log
+        assert "P01" not in log and "PFUT" not in log  # no patient id at INFO
+        assert worker.stop() == 0, worker.log_tail()
+    finally:
+        renamed.stop_workers()

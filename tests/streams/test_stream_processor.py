@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import random
 from collections import defaultdict
@@ -16,9 +17,12 @@ from hypothesis import strategies as st
 
 from alerts.engine import Engine
 from alerts.rule_config import Windows
+from alerts.scheduler import NEVER
+from alerts.timestamps import parse_timestamp
 from streams.consumed import InputMessage
 from streams.rule_files import load_rule_config
 from streams.settings import Settings
+from streams.state_codec import clock_key, encode_clock
 from tests.conftest import SCENARIOS
 from tests.integration.stream_harness import merge_by_availability, replay_alerts
 from tests.scenario_support import load_scenarios
@@ -453,3 +457,33 @@ def test_a_worker_left_with_no_partition_reports_none(cfg, monkeypatch):
     reported = {s.labels["partition"] for m in rig.registry.collect() for s in m.samples
                 if m.name.startswith(("kmg_pending_timers", "kmg_watermark_lag"))}  # fmt: skip
     assert reported == set()
+
+
+@pytest.mark.parametrize("batch_max", [1, 500])
+def test_a_saved_clock_of_other_input_topics_does_not_make_events_late(cfg, caplog, batch_max):
+    # Found by review: restarted with another KMG_TOPIC_PREFIX under the same KMG_APP_ID, the
+    # worker rebuilt its clocks from the table, whose stream times named the old input topics
+    # (here a day ahead), and W followed them: the new topics' events were all late.
+    lines = _lines(SCENARIO_01)
+    ahead = parse_timestamp("2030-01-01T00:00:00Z")  # past every event of the scenario
+    old = {
+        "stream_time": {"old.labs": ahead, "old.meds": ahead},
+        "watermark": NEVER,
+        "last": NEVER,
+        "arrival_wall": None,
+        "final_offsets": None,
+    }
+    table = LoggedTable()
+    table[clock_key(0)] = encode_clock(0, old)
+    rig = _rig(cfg, lines[:1], partitions=1, final=False, table=table, batch_max=batch_max)
+    with caplog.at_level(logging.INFO, logger="kmg.stream"):
+        rig.consume(random.Random(0))  # caught up: W follows the events seen
+        for line in lines[1:]:
+            rig.broker.produce_line(line)
+        rig.broker.produce_final()
+        rig.consume(random.Random(0))
+    assert rig.metric("kmg_late_events_total") == 0
+    assert rows(rig.outbox.alerts) == rows(replay_alerts(cfg, lines))
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "old.labs, old.meds" in warned[0], warned
+    assert "P01" not in "".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")

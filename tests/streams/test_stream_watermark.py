@@ -316,6 +316,39 @@ def test_a_restored_clock_rebuilds_its_buffer_and_timers_from_the_states(cfg):
     ]
 
 
+def test_a_restored_clock_ignores_the_stream_times_of_topics_that_are_not_its_inputs(cfg):
+    # Found by review: restarted with another KMG_TOPIC_PREFIX under the same KMG_APP_ID, a
+    # worker took the old topics' stream times from its table and raised W to them.
+    rig = Rig(cfg)
+    rig.arrive(lab("k", t("08:00")), wall=ARRIVAL)
+    clock = rig.clock.snapshot() | {"stream_time": {"old.labs": t("20:00"), LABS: t("08:00")}}
+    restored = PartitionClock(0, Engine(cfg), rig.store, [].extend, 10 * MIN, (LABS, MEDS))
+    restored.restore(clock, [])
+    assert restored.stream_time == {LABS: t("08:00")}
+    assert restored.foreign == ("old.labs",)
+    restored.advance(lambda name: False)
+    restored.idle(lambda name: False, ARRIVAL)
+    assert restored.watermark == t("07:50")
+    later = rig.decode(orjson.dumps(lab("k2", t("08:05"))))
+    assert restored.arrive(later, LABS, lambda name: False, ARRIVAL) is Arrival.ACCEPTED  # type: ignore[arg-type]
+
+
+def test_a_restored_clock_of_foreign_topics_alone_does_not_move_the_watermark(cfg):
+    restored = PartitionClock(0, Engine(cfg), PatientStore({}), [].extend, 10 * MIN, (LABS, MEDS))
+    clock = {
+        "stream_time": {"old.labs": t("20:00"), "old.meds": t("21:00")},
+        "watermark": NEVER,
+        "last": NEVER,
+        "arrival_wall": ARRIVAL,
+        "final_offsets": None,
+    }
+    restored.restore(clock, [])
+    restored.advance(lambda name: False)
+    restored.idle(lambda name: False, ARRIVAL + 3600)
+    assert (restored.watermark, restored.stream_time) == (NEVER, {})
+    assert restored.foreign == ("old.labs", "old.meds")
+
+
 def test_a_patient_with_only_ignored_events_keeps_a_bounded_memory(cfg):
     rig = Rig(cfg)
     rig.arrive(lab("k1", t("08:00", day=1)))
