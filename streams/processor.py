@@ -326,8 +326,8 @@ class StreamProcessor:
         if foreign:
             log.warning(
                 "partitions %s: their saved clocks hold stream times of topics that are not "
-                "this worker's inputs (%s), ignored (was KMG_TOPIC_PREFIX changed under the "
-                "same KMG_APP_ID?)",
+                "this worker's inputs (%s): ignored, and a clock of those topics alone starts "
+                "afresh (was KMG_TOPIC_PREFIX changed under the same KMG_APP_ID?)",
                 sorted(foreign),
                 ", ".join(sorted({t for names in foreign.values() for t in names})),
             )

@@ -102,6 +102,11 @@ class PartitionClock:
             saved: Mapping[str, Micros] = clock["stream_time"]
             self.stream_time = {t: a for t, a in saved.items() if t in self.inputs}
             self.foreign = tuple(sorted(t for t in saved if t not in self.inputs))
+            if self.foreign and not self.stream_time:
+                # Its W and last were those topics' too: the clock starts afresh. A lower W
+                # only holds the states' buffered events and timers longer.
+                clock = None
+        if clock is not None:
             self.watermark = clock["watermark"]
             self.scheduler.last = clock["last"]
             self.arrival_wall = clock["arrival_wall"]

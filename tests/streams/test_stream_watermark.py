@@ -333,20 +333,27 @@ def test_a_restored_clock_ignores_the_stream_times_of_topics_that_are_not_its_in
     assert restored.arrive(later, LABS, lambda name: False, ARRIVAL) is Arrival.ACCEPTED  # type: ignore[arg-type]
 
 
-def test_a_restored_clock_of_foreign_topics_alone_does_not_move_the_watermark(cfg):
-    restored = PartitionClock(0, Engine(cfg), PatientStore({}), [].extend, 10 * MIN, (LABS, MEDS))
+def test_a_restored_clock_of_foreign_topics_alone_starts_afresh(cfg):
+    # Its W, last and idle clock came from those topics: the new ones' earlier events
+    # would be late, or applied at the old topics' time.
+    rig = Rig(cfg)
     clock = {
         "stream_time": {"old.labs": t("20:00"), "old.meds": t("21:00")},
-        "watermark": NEVER,
-        "last": NEVER,
+        "watermark": t("20:50"),
+        "last": t("20:49"),
         "arrival_wall": ARRIVAL,
-        "final_offsets": None,
+        "final_offsets": {"old.labs": 7},
     }
-    restored.restore(clock, [])
-    restored.advance(lambda name: False)
-    restored.idle(lambda name: False, ARRIVAL + 3600)
-    assert (restored.watermark, restored.stream_time) == (NEVER, {})
-    assert restored.foreign == ("old.labs", "old.meds")
+    rig.clock.restore(clock, [])
+    assert rig.clock.foreign == ("old.labs", "old.meds")
+    rig.clock.advance(lambda name: False)
+    rig.clock.idle(lambda name: False, ARRIVAL + 3600)
+    assert (
+        rig.clock.snapshot()
+        == PartitionClock(0, Engine(cfg), rig.store, [].extend, 10 * MIN, (LABS, MEDS)).snapshot()
+    )
+    assert rig.arrive(lab("k", t("08:00"))) is Arrival.ACCEPTED
+    assert rig.clock.watermark == t("07:50")
 
 
 def test_a_patient_with_only_ignored_events_keeps_a_bounded_memory(cfg):
