@@ -13,7 +13,8 @@ input offsets first waits for every queued write to be acknowledged (`settle`). 
 changelog send that fails (after the producer's own retries) must not be followed by such a
 commit: `failure` is set, and the consumer crashes the worker instead of committing
 (streams/transport.py), so a restart rebuilds the table from the changelog and takes those
-inputs again.
+inputs again. A partition's clock goes out only once every state batch before it in the same
+write is acknowledged: a clock ahead of its states would make those inputs late on the restart.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any, Protocol
 
 from faust.types import TP
 from rocksdict import WriteBatch
+
+from streams.state_codec import clock_key
 
 log = logging.getLogger("kmg.changelog")
 
@@ -170,13 +173,25 @@ class ChangelogWriter:
     async def _append(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
         producer: BatchProducer = self.producer()
         topic = self.topic
+        earlier: list[asyncio.Future[Any]] = []
         batch = producer.create_batch()
         for key, value in entries:
             key_bytes = key.encode()
             if batch.append(key=key_bytes, value=value, timestamp=None) is None:
-                await self._send(producer, batch, topic, partition)
+                earlier.append(await self._send(producer, batch, topic, partition))
                 batch = producer.create_batch()
                 batch.append(key=key_bytes, value=value, timestamp=None)
+        if earlier and entries[-1][0] == clock_key(partition):
+            # The clock (last, from PatientStore.flush) goes only behind its states: batches
+            # may fail one by one (a state too large), and a clock whose states the changelog
+            # lacks makes their inputs late on the restart. One batch is written whole.
+            await asyncio.wait(earlier)
+            for fut in earlier:
+                if fut.cancelled():
+                    raise ConnectionError("a changelog batch before the clock was cancelled")
+                exc = fut.exception()
+                if exc is not None:
+                    raise exc
         last = await self._send(producer, batch, topic, partition)
         records = batch.record_count()
         last.add_done_callback(lambda fut: self._persisted(partition, fut, records))

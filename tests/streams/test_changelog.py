@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from streams.app import TableScope, build_app
 from streams.changelog import ChangelogWriter
 from streams.settings import Settings
+from streams.state_codec import clock_key
 from streams.transport import BatchConsumer
 
 
@@ -288,3 +289,69 @@ def test_a_worker_the_group_no_longer_counts_a_member_writes_no_changelog():
     assert asked == [True, False]
     assert [keys for _, _, keys, _ in producer.sent] == [[b"P1"]]  # the second never sent
     assert type(failure).__name__ == "NotAGroupMember"
+
+
+def _clocked_write(partition: int, states: int) -> list[tuple[str, bytes]]:
+    """Return a partition write as PatientStore.flush makes it: states, then the clock."""
+    entries = [(f"P{i}", b"x" * 200) for i in range(states)]
+    return [*entries, (clock_key(partition), b'{"partition":0,"clock":{}}')]
+
+
+def test_a_clock_is_held_back_until_its_states_are_acknowledged_and_dropped_if_refused():
+    # Found by review: a state batch refused (too large) while the clock batch after it was
+    # taken; the restart then read a watermark past states it lacked, and took their inputs
+    # as late.
+    producer = Producer(batch_bytes=1_024)
+    writer, _ = _writer(producer)
+    clock = clock_key(0).encode()
+
+    async def scenario() -> tuple[list[bool], BaseException | None]:
+        await writer.write(0, _clocked_write(0, 12))
+        await _until_sent(producer, 2)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        held = [clock in keys for _, _, keys, _ in producer.sent]
+        producer.fail = True  # the broker refuses the state batches
+        producer.acknowledge()
+        return held, await writer.settle()
+
+    held, failure = asyncio.run(scenario())
+    assert not any(held)  # the clock waited for every state batch before it
+    assert isinstance(failure, ConnectionError)
+    assert all(clock not in keys for _, _, keys, _ in producer.sent)  # and never went out
+
+
+def test_a_clock_follows_its_acknowledged_states_to_the_changelog():
+    producer = Producer(batch_bytes=1_024)
+    writer, store = _writer(producer)
+    entries = _clocked_write(0, 12)
+
+    async def scenario() -> BaseException | None:
+        await writer.write(0, entries)
+        await _until_sent(producer, 2)
+        while producer.sent[-1][2][-1] != clock_key(0).encode():
+            producer.acknowledge()
+            await asyncio.sleep(0)
+        producer.acknowledge()
+        return await writer.settle()
+
+    assert asyncio.run(scenario()) is None
+    sent = [k for _, _, keys, _ in producer.sent for k in keys]
+    assert sent == [k.encode() for k, _ in entries]
+    assert store.persisted == {TP("t-patients-changelog", 0): len(entries) - 1}
+
+
+def test_a_clock_that_fits_with_its_states_goes_in_their_batch_without_waiting():
+    producer = Producer(batch_bytes=16_384)
+    writer, _ = _writer(producer)
+    entries = _clocked_write(4, 3)
+
+    async def scenario() -> int:
+        await writer.write(4, entries)
+        await _until_sent(producer, 1)  # before any acknowledgement: no round trip added
+        producer.acknowledge()
+        assert await writer.settle() is None
+        return len(producer.sent)
+
+    assert asyncio.run(scenario()) == 1
+    assert producer.sent[0][2] == [k.encode() for k, _ in entries]
