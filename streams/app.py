@@ -20,7 +20,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.broker_contact import BrokerContact
-from streams.changelog import ChangelogWriter
+from streams.changelog import ChangelogWriter, LocalStoreError
 from streams.consumed import Consumed, PartitionScope
 from streams.metrics import StreamMetrics
 from streams.outbox import Acknowledged, TopicOutbox
@@ -133,6 +133,14 @@ class RetryingAgent:
         while True:
             try:
                 return await self.processor.handle_batch(msgs, self.scope)
+            except LocalStoreError as exc:
+                # Not the broker: the local store refuses writes until it is reopened.
+                log.critical(
+                    "%s; stopping the worker: its next start rebuilds the table from the "
+                    "changelog and takes this batch again",
+                    exc,
+                )
+                raise
             except Exception as exc:  # noqa: BLE001 - outputs failed (the broker): never stop
                 self.processor.on_rebalance()  # the table is the truth again
                 if self.stopping():

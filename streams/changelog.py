@@ -15,6 +15,9 @@ commit: `failure` is set, and the consumer crashes the worker instead of committ
 (streams/transport.py), so a restart rebuilds the table from the changelog and takes those
 inputs again. A partition's clock goes out only once every state batch before it in the same
 write is acknowledged: a clock ahead of its states would make those inputs late on the restart.
+A local store write that fails (a full disk) raises `LocalStoreError`, which is never retried:
+RocksDB keeps refusing writes until it is reopened, so the worker crashes and its next start
+rebuilds the table from the changelog.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from rocksdict import WriteBatch
 from streams.state_codec import clock_key
 
 log = logging.getLogger("kmg.changelog")
+
+
+class LocalStoreError(Exception):
+    """A write to the local table store failed; the worker must crash, not retry."""
 
 
 class TableWriter(Protocol):
@@ -121,7 +128,15 @@ class ChangelogWriter:
         """
         if not entries:
             return
-        self._store(partition, entries)
+        try:
+            self._store(partition, entries)
+        except Exception as exc:
+            # RocksDB keeps a write error (a full disk) until it is reopened: a retry would
+            # fail forever. Its message names the files, never a key.
+            error = LocalStoreError(f"the local table store refused a write: {exc}")
+            if self.failure is None:
+                self.failure = error  # the consumer must not commit past this batch
+            raise error from exc
         self._queue.append((partition, entries, after))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.ensure_future(self._send_queued())

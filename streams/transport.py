@@ -27,6 +27,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, TransportT
 
+from streams.changelog import LocalStoreError
 from streams.consumed import Consumed
 from streams.outbox import Acknowledged
 
@@ -226,6 +227,12 @@ class BatchConsumer(driver.Consumer):
                 if sent is not None:
                     await sent
                 self.acknowledge(offsets)
+                raise
+            except LocalStoreError as exc:
+                # Unacknowledged, never committed: the next start rebuilds the table from the
+                # changelog (the running marker stays) and takes the batch again. Raised on,
+                # it ends the fetch loop too: no later batch is taken meanwhile.
+                await self.crash(exc)
                 raise
             if sent is None and not self._in_order:
                 self.acknowledge(offsets)

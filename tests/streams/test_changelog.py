@@ -13,7 +13,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.app import TableScope, build_app
-from streams.changelog import ChangelogWriter
+from streams.changelog import ChangelogWriter, LocalStoreError
 from streams.settings import Settings
 from streams.state_codec import clock_key
 from streams.transport import BatchConsumer
@@ -355,3 +355,26 @@ def test_a_clock_that_fits_with_its_states_goes_in_their_batch_without_waiting()
 
     assert asyncio.run(scenario()) == 1
     assert producer.sent[0][2] == [k.encode() for k, _ in entries]
+
+
+class _FullDisk:
+    """A partition's RocksDB that refuses every write, as one does on a full disk."""
+
+    def write(self, batch: Any) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: 000012.log")
+
+
+def test_a_local_store_write_that_fails_is_fatal_and_stops_every_commit():
+    producer = Producer(batch_bytes=16_384)
+    store = SimpleNamespace(use_rocksdict=True, _db_for_partition=lambda partition: _FullDisk())
+    changelog_topic = SimpleNamespace(get_topic_name=lambda: "t-patients-changelog")
+    table = SimpleNamespace(data=store, changelog_topic=changelog_topic)
+    writer = ChangelogWriter(table, lambda: producer)
+
+    async def scenario() -> BaseException | None:
+        with pytest.raises(LocalStoreError, match="No space left on device"):
+            await writer.write(0, [("P1", b"{}")])
+        return await writer.settle()
+
+    assert isinstance(asyncio.run(scenario()), LocalStoreError)  # the consumer never commits
+    assert producer.sent == []  # the changelog never runs ahead of the local store

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from alerts.rule_config import ConfigError
 from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
+from streams.changelog import ChangelogWriter, LocalStoreError
 from streams.consumed import InputMessage
 from streams.metrics import StreamMetrics
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
@@ -607,3 +608,60 @@ def test_a_commit_the_group_accepts_proves_membership_from_before_it_was_asked(
     consumer.member_for_seconds = 30.0
     assert asyncio.run(consumer._commit_offsets({}))
     assert consumer._confirmed_at == 500.0
+
+
+class _FullDisk:
+    """A partition's RocksDB that refuses every write, as one does on a full disk."""
+
+    def write(self, batch: Any) -> None:
+        raise Exception("IO error: No space left on device: While appending to file: 000012.log")
+
+
+class _FullDiskProcessor(_FlakyProcessor):
+    """A processor whose batch writes its states into a local store on a full disk."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(failures)
+        store = SimpleNamespace(use_rocksdict=True, _db_for_partition=lambda p: _FullDisk())
+        table = SimpleNamespace(data=store, changelog_topic=None)
+        self.writer = ChangelogWriter(table, lambda: None)
+
+    async def handle_batch(self, msgs: list[InputMessage], scope: Any) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            await self.writer.write(0, [("P1", b"{}")])
+
+
+def test_a_local_store_that_refuses_writes_is_fatal_not_retried(caplog):
+    # Found by review: a full disk was retried every 10 s for ever, as if the broker had
+    # failed; RocksDB keeps the error until it is reopened, so the batch never went through.
+    processor = _FullDiskProcessor(failures=3)
+    agent, delays, registry = _agent(processor)
+    with pytest.raises(LocalStoreError, match="No space left on device"):
+        asyncio.run(agent([InputMessage("t.labs", 0, 0, b"P1", b"{}")]))
+    assert processor.calls == 1 and delays == []
+    assert registry.get_sample_value("kmg_batch_retries_total") == 0
+    assert "No space left on device" in caplog.text
+    assert isinstance(processor.writer.failure, LocalStoreError)  # no commit follows either
+
+
+def test_a_fatal_batch_crashes_the_worker_unacknowledged(tmp_path, monkeypatch):
+    consumer, tp = _consumer_at_start(tmp_path)
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(consumer, "crash", crash)
+
+    async def full_disk(msgs: list[InputMessage]) -> None:
+        raise LocalStoreError("the local table store refused a write: IO error")
+
+    async def scenario() -> None:
+        msgs = [InputMessage("t.labs", 0, o, b"P1", b"{}") for o in (0, 1)]
+        with pytest.raises(LocalStoreError):
+            await consumer._handle(full_disk, msgs, {tp: [0, 1]})
+
+    asyncio.run(scenario())
+    assert [type(e) for e in crashed] == [LocalStoreError]
+    assert consumer._new_offset(tp) is None and consumer.idle.is_set()
