@@ -126,33 +126,38 @@ class RetryingAgent:
         self.metrics = metrics
         self.stopping = stopping
         self.sleep = sleep
+        self.retrying = False  # a batch waits to be taken again: the worker is not ready
 
     async def __call__(self, msgs: Sequence[Consumed]) -> Acknowledged | None:
         """Handle the batch; until it succeeds, forget memory, wait and take it again."""
         delay = _FIRST_RETRY_SECONDS
-        while True:
-            try:
-                return await self.processor.handle_batch(msgs, self.scope)
-            except LocalStoreError as exc:
-                # Not the broker: the local store refuses writes until it is reopened.
-                log.critical(
-                    "%s; stopping the worker: its next start rebuilds the table from the "
-                    "changelog and takes this batch again",
-                    exc,
-                )
-                raise
-            except Exception as exc:  # noqa: BLE001 - outputs failed (the broker): never stop
-                self.processor.on_rebalance()  # the table is the truth again
-                if self.stopping():
-                    raise  # unacknowledged: the next owner of its partitions takes it again
-                self.metrics.batch_retries.inc()
-                log.error(
-                    "could not write a batch's outputs (%s); taking it again in %.1f s",
-                    type(exc).__name__,
-                    delay,
-                )
-                await self.sleep(delay)
-                delay = min(delay * 2, _LAST_RETRY_SECONDS)
+        try:
+            while True:
+                try:
+                    return await self.processor.handle_batch(msgs, self.scope)
+                except LocalStoreError as exc:
+                    # Not the broker: the local store refuses writes until it is reopened.
+                    log.critical(
+                        "%s; stopping the worker: its next start rebuilds the table from the "
+                        "changelog and takes this batch again",
+                        exc,
+                    )
+                    raise
+                except Exception as exc:  # noqa: BLE001 - outputs failed (the broker): never stop
+                    self.processor.on_rebalance()  # the table is the truth again
+                    if self.stopping():
+                        raise  # unacknowledged: the next owner of its partitions takes it again
+                    self.retrying = True
+                    self.metrics.batch_retries.inc()
+                    log.error(
+                        "could not write a batch's outputs (%s); taking it again in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await self.sleep(delay)
+                    delay = min(delay * 2, _LAST_RETRY_SECONDS)
+        finally:
+            self.retrying = False
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -249,12 +254,13 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     # The one agent over labs, meds and ticks (concurrency 1): the consumer hands it each
     # fetch of the three topics whole (streams/transport.py).
     app.topics.add(source)
-    app.consume_in_batches(
-        source.topics,
-        RetryingAgent(processor, TableScope(settings.topic_labs), metrics, lambda: app.should_stop),
+    agent = RetryingAgent(
+        processor, TableScope(settings.topic_labs), metrics, lambda: app.should_stop
     )
+    app.consume_in_batches(source.topics, agent)
 
-    # Ready while the broker acknowledges ticks: three intervals missed, and ten seconds more.
+    # Ready while the broker acknowledges ticks (three intervals missed, and ten seconds more)
+    # and no batch waits to be taken again: ticks may pass while the alerts topic refuses.
     contact = BrokerContact(3 * settings.tick_interval_seconds + 10)
     metrics.broker_ack_age.set_function(contact.age)
 
@@ -284,12 +290,14 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
         partitions = len(tick_partitions())
-        ready = contact.ready(partitions)
+        retrying = agent.retrying
+        ready = contact.ready(partitions) and not retrying
         age = contact.age()
         body = {
             "ready": ready,
             "partitions": partitions,
             "broker_ack_age_seconds": None if age == float("inf") else round(age, 3),
+            "retrying_batch": retrying,
         }
         return web.json(body, status=200 if ready else 503)
 

@@ -665,3 +665,26 @@ def test_a_fatal_batch_crashes_the_worker_unacknowledged(tmp_path, monkeypatch):
     asyncio.run(scenario())
     assert [type(e) for e in crashed] == [LocalStoreError]
     assert consumer._new_offset(tp) is None and consumer.idle.is_set()
+
+
+def test_the_worker_is_not_ready_while_a_batch_is_being_retried(tmp_path):
+    # Found by review: /ready said 200 through 18 retries of a batch that never went through.
+    app, _ = _consumer(tmp_path)
+    agent = app.batch_handler
+    page = app.web.views["/ready"]
+    statuses: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        statuses.append((await page.get(None)).status)
+
+    agent.processor = _FlakyProcessor(failures=2)
+    agent.sleep = sleep
+
+    async def scenario() -> None:
+        await app.on_partitions_assigned.send(set())  # assigned nothing: ready
+        statuses.append((await page.get(None)).status)
+        await agent([InputMessage("t.labs", 0, 0, b"P1", b"{}")])
+        statuses.append((await page.get(None)).status)
+
+    asyncio.run(scenario())
+    assert statuses == [200, 503, 503, 200]
