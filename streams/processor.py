@@ -147,11 +147,12 @@ class StreamProcessor:
                 scope(msg.partition)
                 await self.handle(msg)
             return None
-        sent = await self._emit()  # if it fails, the batch is taken again: counted then
+        sent = await self._emit()
+        await self.store.flush(scope, after=sent)
+        # Counted once written: a batch that fails before this is taken again, counted then.
         self._count_emitted()
         for (kind, outcome), n in Counter(counted).items():
             count_outcome(self.metrics, kind, outcome, n)
-        await self.store.flush(scope, after=sent)
         observe_messages(
             self.metrics, self.clocks, self.ticks, msgs, wall, time.perf_counter() - started
         )
@@ -173,13 +174,14 @@ class StreamProcessor:
                 if not await self._set_aside(msg, exc, attempt):
                     counted = ("unknown", "processing_error")
                     break
-        sent = await self._emit()  # if it fails, the message is taken again: counted then
+        sent = await self._emit()
         if sent is not None:
             await sent  # one message at a time: its outputs before its state
+        await self.store.flush()
+        # Counted once written: a message that fails before this is taken again, counted then.
         self._count_emitted()
         if counted is not None:
             count_outcome(self.metrics, *counted)
-        await self.store.flush()
         observe_messages(
             self.metrics, self.clocks, self.ticks, [msg], wall, time.perf_counter() - started
         )

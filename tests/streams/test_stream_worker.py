@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from alerts.rule_config import ConfigError
 from streams.app import ConsumerBacklog, RetryingAgent, TableScope, build_app
-from streams.changelog import ChangelogWriter, LocalStoreError
+from streams.changelog import ChangelogWriter, LocalStoreError, MappingWriter
 from streams.consumed import InputMessage
 from streams.metrics import StreamMetrics
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
@@ -688,3 +688,55 @@ def test_the_worker_is_not_ready_while_a_batch_is_being_retried(tmp_path):
 
     asyncio.run(scenario())
     assert statuses == [200, 503, 503, 200]
+
+
+def test_a_batch_taken_again_is_counted_once():
+    # Found by review: a batch counted its events and alerts before its states were written,
+    # so each retry counted them again.
+    from streams.processor import StreamProcessor
+    from streams.rule_files import load_rule_config
+    from streams.state_store import PatientStore
+    from tests.conftest import SCENARIOS
+    from tests.integration.stream_harness import replay_alerts
+    from tests.streams import test_stream_fakes as fakes
+
+    class FlakyWriter(MappingWriter):
+        failures = 1
+
+        async def write(self, partition: int, entries: Any, after: Any = None) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError("the changelog's producer buffer is full")
+            await super().write(partition, entries, after)
+
+    cfg = load_rule_config()
+    lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
+    broker = fakes.Broker(1)
+    for line in lines:
+        broker.append(fakes.MEDS if b'"medication"' in line else fakes.LABS, 0, b"P01", line)
+    broker.produce_final()
+    table, outbox, registry = fakes.LoggedTable(1), fakes.Outbox(), CollectorRegistry()
+    metrics = StreamMetrics(registry)
+    processor = StreamProcessor(
+        cfg, PatientStore(table, 0, writer=FlakyWriter(table)), outbox, fakes.Backlog(broker),
+        metrics, inputs=fakes.INPUTS, ticks=fakes.TICKS, wall=lambda: 1_900_000_000.0,
+    )  # fmt: skip
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    agent = RetryingAgent(processor, table.scope, metrics, lambda: False, no_wait)
+    msgs = [
+        InputMessage(topic, p, offset, key, value)
+        for (topic, p), records in sorted(broker.logs.items())
+        for offset, (key, value) in enumerate(records)
+    ]
+    asyncio.run(agent(msgs))
+
+    def total(name: str) -> float:
+        return sum(s.value for m in registry.collect() for s in m.samples if s.name == name)
+
+    expected = replay_alerts(cfg, lines)
+    assert registry.get_sample_value("kmg_batch_retries_total") == 1
+    assert total("kmg_events_total") == len(msgs)
+    assert total("kmg_alerts_total") == len(expected) > 0
