@@ -228,18 +228,18 @@ class BatchConsumer(driver.Consumer):
                     await sent
                 self.acknowledge(offsets)
                 raise
-            except LocalStoreError as exc:
-                # Unacknowledged, never committed: the next start rebuilds the table from the
-                # changelog (the running marker stays) and takes the batch again. Raised on,
-                # it ends the fetch loop too: no later batch is taken meanwhile.
-                await self.crash(exc)
-                raise
             if sent is None and not self._in_order:
                 self.acknowledge(offsets)
             else:
                 # Even a batch with nothing to send waits behind earlier batches whose outputs
                 # (a dead letter, say) the broker has not acknowledged yet.
                 self._acknowledge_once_sent(sent if sent is not None else _nothing(), offsets)
+        except LocalStoreError as exc:
+            # Unacknowledged, never committed (a stop's included): the next start rebuilds the
+            # table from the changelog (the running marker stays) and takes the batch again.
+            # Raised on, it ends the fetch loop too: no later batch is taken meanwhile.
+            await self.crash(exc)
+            raise
         finally:
             self.idle.set()
 

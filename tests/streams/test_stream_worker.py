@@ -667,6 +667,37 @@ def test_a_fatal_batch_crashes_the_worker_unacknowledged(tmp_path, monkeypatch):
     assert consumer._new_offset(tp) is None and consumer.idle.is_set()
 
 
+def test_a_fatal_batch_finished_during_a_stop_crashes_the_worker_unacknowledged(
+    tmp_path, monkeypatch
+):
+    consumer, tp = _consumer_at_start(tmp_path)
+    crashed: list[BaseException] = []
+    release = asyncio.Event()
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(consumer, "crash", crash)
+
+    async def full_disk(msgs: list[InputMessage]) -> None:
+        await release.wait()
+        raise LocalStoreError("the local table store refused a write: IO error")
+
+    async def scenario() -> None:
+        msgs = [InputMessage("t.labs", 0, o, b"P1", b"{}") for o in (0, 1)]
+        task = asyncio.ensure_future(consumer._handle(full_disk, msgs, {tp: [0, 1]}))
+        await asyncio.sleep(0.01)
+        task.cancel()  # a stop while the batch is half done: it is finished first
+        await asyncio.sleep(0.01)
+        release.set()
+        with pytest.raises(LocalStoreError):
+            await task
+
+    asyncio.run(scenario())
+    assert [type(e) for e in crashed] == [LocalStoreError]  # not a clean stop: the marker stays
+    assert consumer._new_offset(tp) is None and consumer.idle.is_set()
+
+
 def test_the_worker_is_not_ready_while_a_batch_is_being_retried(tmp_path):
     # Found by review: /ready said 200 through 18 retries of a batch that never went through.
     app, _ = _consumer(tmp_path)
