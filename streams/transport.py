@@ -33,6 +33,23 @@ from streams.outbox import Acknowledged
 
 log = logging.getLogger("kmg.transport")
 
+_FIRST_ASK_SECONDS = 0.5
+_LAST_ASK_SECONDS = 5.0
+# aiokafka's member id before a join, and after the group refused the worker's.
+_NO_MEMBER_ID = ""
+
+
+async def _ask_group(coordinator: Any) -> bool | None:
+    """Heartbeat once: True a member, False no longer one, None no answer (run in its loop)."""
+    if coordinator.member_id == _NO_MEMBER_ID:
+        return False  # the group already refused this member (the heartbeat task saw it)
+    await coordinator.ensure_coordinator_known()
+    if await coordinator._do_heartbeat():
+        return True
+    # A refused member id or generation resets the member id; any other failure (the
+    # coordinator moving, a request timing out) says nothing about membership.
+    return False if coordinator.member_id == _NO_MEMBER_ID else None
+
 
 class BatchHandler(Protocol):
     """The agent body: handle one fetch of input records, in partition order."""
@@ -153,17 +170,26 @@ class BatchConsumer(driver.Consumer):
         """
         if time.monotonic() - self._confirmed_at < self.member_for_seconds:
             return True
-        asked = time.monotonic()
-        try:
-            thread: Any = self._thread
-            coordinator = thread._ensure_consumer()._coordinator
-            member = bool(await thread.call_thread(coordinator._do_heartbeat))
-        except Exception as exc:  # noqa: BLE001 - no answer is no proof
-            log.warning("could not confirm the worker's group membership (%r)", exc)
-            member = False
-        if member:
-            self._confirmed_at = asked
-        return member
+        thread: Any = self._thread
+        wait = _FIRST_ASK_SECONDS
+        while True:
+            asked = time.monotonic()
+            try:
+                coordinator = thread._ensure_consumer()._coordinator
+                member = await thread.call_thread(_ask_group, coordinator)
+            except Exception as exc:  # noqa: BLE001 - no answer: ask again
+                log.warning("could not ask the group whether the worker is a member (%r)", exc)
+                member = None
+            if member is not None:
+                if member:
+                    self._confirmed_at = asked
+                return member
+            if self.should_stop:
+                return False  # unproven at a stop: the writes wait for the next start's rebuild
+            # The coordinator moves or restarts (a broker restart): the worker may well still
+            # be a member, and the group says so once it answers again.
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _LAST_ASK_SECONDS)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - broker-driven
         """Fetch records; hand input batches to the handler, other records to the conductor."""

@@ -549,27 +549,44 @@ def test_a_seek_back_that_meets_a_revoked_partition_does_not_crash_the_fetcher(t
     assert seeks == [1]
 
 
+class _Coordinator:
+    """aiokafka's group coordinator as the membership question meets it."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.member_id = "member-1"
+        self.answers = answers
+        self.heartbeats = 0
+
+    async def ensure_coordinator_known(self) -> None:
+        return None
+
+    async def _do_heartbeat(self) -> bool:
+        answer = self.answers[self.heartbeats]
+        self.heartbeats += 1
+        if isinstance(answer, Exception):
+            raise answer
+        if answer == "refused":  # unknown member id or stale generation: aiokafka resets it
+            self.member_id = ""
+            return False
+        return answer
+
+
+def _asking(consumer: Any, coordinator: _Coordinator) -> None:
+    async def call_thread(fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+    kafka_consumer = SimpleNamespace(_coordinator=coordinator)
+    consumer._thread = SimpleNamespace(
+        _ensure_consumer=lambda: kafka_consumer, call_thread=call_thread
+    )
+
+
 def test_membership_is_asked_of_the_group_only_when_not_proven_lately(tmp_path, monkeypatch):
     import time as clock
 
     _, consumer = _consumer(tmp_path)
-    answers: list[Any] = [True, False, ConnectionError("coordinator gone")]
-    heartbeats: list[Any] = []
-
-    async def heartbeat() -> bool:
-        answer = answers[len(heartbeats)]
-        heartbeats.append(answer)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    async def call_thread(fun: Any) -> Any:
-        return await fun()
-
-    kafka_consumer = SimpleNamespace(_coordinator=SimpleNamespace(_do_heartbeat=heartbeat))
-    consumer._thread = SimpleNamespace(
-        _ensure_consumer=lambda: kafka_consumer, call_thread=call_thread
-    )
+    coordinator = _Coordinator([True, "refused"])
+    _asking(consumer, coordinator)
     consumer.member_for_seconds = 30.0
     now = [1_000.0]
     monkeypatch.setattr(clock, "monotonic", lambda: now[0])
@@ -579,12 +596,25 @@ def test_membership_is_asked_of_the_group_only_when_not_proven_lately(tmp_path, 
         now[0] += 29.0
         said.append(await consumer.confirm_membership())  # proven 29 s ago: no question
         now[0] += 2.0
-        said.append(await consumer.confirm_membership())  # 31 s: ask (no longer)
-        said.append(await consumer.confirm_membership())  # ask again: no answer
+        said.append(await consumer.confirm_membership())  # 31 s: ask (refused)
+        said.append(await consumer.confirm_membership())  # refused already: not asked again
         return said
 
     assert asyncio.run(scenario()) == [True, True, False, False]
-    assert len(heartbeats) == 3
+    assert coordinator.heartbeats == 2
+
+
+def test_a_coordinator_that_does_not_answer_is_asked_again_until_it_does(tmp_path, monkeypatch):
+    # Found by a broker restart in the middle of a feed: a heartbeat that fails because the
+    # coordinator is moving said nothing about membership, and the worker stopped.
+    from streams import transport
+
+    monkeypatch.setattr(transport, "_FIRST_ASK_SECONDS", 0.0)
+    _, consumer = _consumer(tmp_path)
+    coordinator = _Coordinator([False, ConnectionError("coordinator gone"), False, True])
+    _asking(consumer, coordinator)
+    assert asyncio.run(consumer.confirm_membership()) is True
+    assert coordinator.heartbeats == 4
 
 
 def test_a_commit_the_group_accepts_proves_membership_from_before_it_was_asked(
