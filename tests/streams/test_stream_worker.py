@@ -478,24 +478,16 @@ def test_a_deployment_owns_its_prefix_and_its_apps_topics(name: str, owned: bool
     assert owned_topics(settings, [name, "other"]) == ([name] if owned else [])
 
 
-def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
-    # Found by review: the retry read the failed attempt's unflushed states, so its events were
-    # duplicates, its alert already fired, and the alert was never published.
+def _scenario_one_agent(outbox: Any, writer: Any) -> tuple[Any, ...]:
+    """Return scenario 01 on one partition, its `final` marker read, and the agent to take it.
+
+    `writer` (a class over the table) stands in for the changelog writer when given.
+    """
     from streams.processor import StreamProcessor
     from streams.rule_files import load_rule_config
     from streams.state_store import PatientStore
     from tests.conftest import SCENARIOS
-    from tests.integration.stream_harness import replay_alerts
     from tests.streams import test_stream_fakes as fakes
-
-    class FlakyOutbox(fakes.Outbox):
-        failures = 1
-
-        async def publish_alerts(self, records: Any) -> Any:
-            if self.failures:
-                self.failures -= 1
-                raise TimeoutError("no metadata for the alerts topic")
-            return await super().publish_alerts(records)
 
     cfg = load_rule_config()
     lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
@@ -503,10 +495,13 @@ def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
     for line in lines:
         broker.append(fakes.MEDS if b'"medication"' in line else fakes.LABS, 0, b"P01", line)
     broker.produce_final()  # W = +infinity once read: the evaluation runs in this batch
-    table, outbox, registry = fakes.LoggedTable(1), FlakyOutbox(), CollectorRegistry()
+    table, registry = fakes.LoggedTable(1), CollectorRegistry()
     metrics = StreamMetrics(registry)
+    store = (
+        PatientStore(table, 0) if writer is None else PatientStore(table, 0, writer=writer(table))
+    )
     processor = StreamProcessor(
-        cfg, PatientStore(table, 0), outbox, fakes.Backlog(broker), metrics,
+        cfg, store, outbox, fakes.Backlog(broker), metrics,
         inputs=fakes.INPUTS, ticks=fakes.TICKS, wall=lambda: 1_900_000_000.0,
     )  # fmt: skip
 
@@ -519,6 +514,26 @@ def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
         for (topic, p), records in sorted(broker.logs.items())
         for offset, (key, value) in enumerate(records)
     ]
+    return cfg, lines, table, registry, agent, msgs
+
+
+def test_a_batch_taken_again_after_its_alerts_failed_publishes_them():
+    # Found by review: the retry read the failed attempt's unflushed states, so its events were
+    # duplicates, its alert already fired, and the alert was never published.
+    from tests.integration.stream_harness import replay_alerts
+    from tests.streams import test_stream_fakes as fakes
+
+    class FlakyOutbox(fakes.Outbox):
+        failures = 1
+
+        async def publish_alerts(self, records: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError("no metadata for the alerts topic")
+            return await super().publish_alerts(records)
+
+    outbox = FlakyOutbox()
+    cfg, lines, table, registry, agent, msgs = _scenario_one_agent(outbox, None)
 
     async def run() -> None:
         sent = await agent(msgs)
@@ -754,10 +769,6 @@ def test_the_worker_is_not_ready_while_a_batch_is_being_retried(tmp_path):
 def test_a_batch_taken_again_is_counted_once():
     # Found by review: a batch counted its events and alerts before its states were written,
     # so each retry counted them again.
-    from streams.processor import StreamProcessor
-    from streams.rule_files import load_rule_config
-    from streams.state_store import PatientStore
-    from tests.conftest import SCENARIOS
     from tests.integration.stream_harness import replay_alerts
     from tests.streams import test_stream_fakes as fakes
 
@@ -770,28 +781,8 @@ def test_a_batch_taken_again_is_counted_once():
                 raise TimeoutError("the changelog's producer buffer is full")
             await super().write(partition, entries, after)
 
-    cfg = load_rule_config()
-    lines = (SCENARIOS / "01_mg_not_checked_basic.ndjson").read_bytes().splitlines()
-    broker = fakes.Broker(1)
-    for line in lines:
-        broker.append(fakes.MEDS if b'"medication"' in line else fakes.LABS, 0, b"P01", line)
-    broker.produce_final()
-    table, outbox, registry = fakes.LoggedTable(1), fakes.Outbox(), CollectorRegistry()
-    metrics = StreamMetrics(registry)
-    processor = StreamProcessor(
-        cfg, PatientStore(table, 0, writer=FlakyWriter(table)), outbox, fakes.Backlog(broker),
-        metrics, inputs=fakes.INPUTS, ticks=fakes.TICKS, wall=lambda: 1_900_000_000.0,
-    )  # fmt: skip
-
-    async def no_wait(seconds: float) -> None:
-        pass
-
-    agent = RetryingAgent(processor, table.scope, metrics, lambda: False, no_wait)
-    msgs = [
-        InputMessage(topic, p, offset, key, value)
-        for (topic, p), records in sorted(broker.logs.items())
-        for offset, (key, value) in enumerate(records)
-    ]
+    outbox = fakes.Outbox()
+    cfg, lines, table, registry, agent, msgs = _scenario_one_agent(outbox, FlakyWriter)
     asyncio.run(agent(msgs))
 
     def total(name: str) -> float:
