@@ -182,6 +182,11 @@ class BatchConsumer(driver.Consumer):
                 member = None
             if member is not None:
                 if member:
+                    since = asked - self._confirmed_at
+                    log.info(
+                        "the group counts this worker a member (asked %s)",
+                        f"after {since:.0f} s without a commit" if since < math.inf else "first",
+                    )
                     self._confirmed_at = asked
                 return member
             if self.should_stop:
