@@ -51,6 +51,16 @@ async def _ask_group(coordinator: Any) -> bool | None:
     return False if coordinator.member_id == _NO_MEMBER_ID else None
 
 
+async def _seek_to_start(consumer: Any, uncommitted: Mapping[Any, int | None], reset: str) -> None:
+    """Seek partitions aiokafka left where the fetch was: to 0, or by the reset policy."""
+    for tp, offset in uncommitted.items():
+        if offset == 0:
+            consumer.seek(tp, 0)
+    fresh = [tp for tp, offset in uncommitted.items() if offset is None or offset < 0]
+    if fresh:
+        await (consumer.seek_to_end if reset == "latest" else consumer.seek_to_beginning)(*fresh)
+
+
 class BatchHandler(Protocol):
     """The agent body: handle one fetch of input records, in partition order."""
 
@@ -232,6 +242,28 @@ class BatchConsumer(driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
             self.idle.set()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition to its commit; an input partition with none, too."""
+        app: SentinelApp = self.app  # type: ignore[assignment]
+        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        # aiokafka seeks only to a commit above 0: a partition with no commit (a new
+        # deployment's) or a commit of 0 stays where the fetch left it, past records that were
+        # fetched, then dropped because a rebalance or the recovery began. Those would be lost.
+        uncommitted = {
+            tp: offset
+            for tp, offset in committed.items()
+            if tp.topic in app.batch_topics and not (offset and offset > 0)
+        }
+        if uncommitted:
+            thread: Any = self._thread
+            await thread.call_thread(
+                _seek_to_start,
+                thread._ensure_consumer(),
+                uncommitted,
+                app.conf.consumer_auto_offset_reset,
+            )
+        return committed  # type: ignore[return-value]
 
     async def read_again_from_commits(self) -> None:
         """Seek every assigned partition to its committed offset; tolerate a revoked one."""

@@ -21,7 +21,7 @@ from streams.consumed import InputMessage
 from streams.metrics import StreamMetrics
 from streams.settings import LogLevel, ProcessingGuarantee, Settings
 from streams.topics import owned_topics, topic_specs
-from streams.transport import BatchConsumer, BatchTransport
+from streams.transport import BatchConsumer, BatchTransport, _seek_to_start
 from streams.worker import (
     RUNNING_MARKER,
     UnsupportedGuarantee,
@@ -562,6 +562,59 @@ def test_a_seek_back_that_meets_a_revoked_partition_does_not_crash_the_fetcher(t
     consumer.perform_seek = revoked_meanwhile
     asyncio.run(consumer.read_again_from_commits())
     assert seeks == [1]
+
+
+def test_a_seek_back_to_the_commits_also_moves_input_partitions_without_one(tmp_path):
+    # Found in CI: aiokafka seeks only to a commit above 0, so a new deployment's records
+    # fetched and dropped at the recovery were never fetched again (its `final` either).
+    _, consumer = _consumer(tmp_path)
+    committed = {
+        TP("t.labs", 0): None,  # no commit yet
+        TP("t.meds", 0): 0,
+        TP("t.ticks", 0): 7,  # aiokafka's own seek covers it
+        TP("t-patients-changelog", 0): None,  # read by recovery: not the consumer's to move
+    }
+    calls: list[tuple[Any, ...]] = []
+
+    class Thread:
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            return committed
+
+        def _ensure_consumer(self) -> str:
+            return "aiokafka consumer"
+
+        async def call_thread(self, fun: Any, *args: Any) -> None:
+            calls.append((fun, *args))
+
+    consumer._thread = Thread()
+    assert asyncio.run(consumer.seek_to_committed()) == committed
+    assert calls == [
+        (
+            _seek_to_start,
+            "aiokafka consumer",
+            {TP("t.labs", 0): None, TP("t.meds", 0): 0},
+            "earliest",
+        )
+    ]
+
+
+@pytest.mark.parametrize("reset, where", [("earliest", "beginning"), ("latest", "end")])
+def test_the_seek_to_start_follows_the_reset_policy(reset, where):
+    seen: list[tuple[str, Any]] = []
+
+    class Consumer:
+        def seek(self, tp: TP, offset: int) -> None:
+            seen.append(("seek", (tp, offset)))
+
+        async def seek_to_beginning(self, *tps: TP) -> None:
+            seen.append(("beginning", tps))
+
+        async def seek_to_end(self, *tps: TP) -> None:
+            seen.append(("end", tps))
+
+    labs, meds, ticks = TP("t.labs", 0), TP("t.meds", 0), TP("t.ticks", 0)
+    asyncio.run(_seek_to_start(Consumer(), {labs: None, meds: 0, ticks: -1}, reset))
+    assert seen == [("seek", (meds, 0)), (where, (labs, ticks))]
 
 
 class _Coordinator:
