@@ -14,7 +14,9 @@ changelog send that fails (after the producer's own retries) must not be followe
 commit: `failure` is set, and the consumer crashes the worker instead of committing
 (streams/transport.py), so a restart rebuilds the table from the changelog and takes those
 inputs again. A partition's clock goes out only once every state batch before it in the same
-write is acknowledged: a clock ahead of its states would make those inputs late on the restart.
+write, and every earlier write of the partition, is acknowledged: a clock ahead of its states
+would make those inputs late on the restart. A clock that must wait is sent by a task of its
+own, so the other partitions' writes go on meanwhile; a clock that lands late is only older.
 A local store write that fails (a full disk) raises `LocalStoreError`, which is never retried:
 RocksDB keeps refusing writes until it is reopened, so the worker crashes and its next start
 rebuilds the table from the changelog.
@@ -109,6 +111,9 @@ class ChangelogWriter:
         self._queue: deque[tuple[int, list[tuple[str, bytes]], Awaitable[Any] | None]] = deque()
         self._pump: asyncio.Future[None] | None = None
         self._unacknowledged: set[asyncio.Future[Any]] = set()
+        # Each partition's unacknowledged batches, and its clock waiting behind them (if any).
+        self._in_flight: dict[int, set[asyncio.Future[Any]]] = {}
+        self._clocks: dict[int, asyncio.Future[None]] = {}
 
     @property
     def topic(self) -> str:
@@ -147,6 +152,8 @@ class ChangelogWriter:
         """Wait until every queued write is acknowledged; return the first failure, if any."""
         if self._pump is not None:
             await asyncio.wait([self._pump])
+        if self._clocks:
+            await asyncio.wait(list(self._clocks.values()))
         if self._unacknowledged:
             await asyncio.wait(list(self._unacknowledged))
         return self.failure
@@ -188,36 +195,76 @@ class ChangelogWriter:
     async def _append(self, partition: int, entries: list[tuple[str, bytes]]) -> None:
         producer: BatchProducer = self.producer()
         topic = self.topic
-        earlier: list[asyncio.Future[Any]] = []
+        clock: tuple[str, bytes] | None = None
+        if entries[-1][0] == clock_key(partition):
+            *entries, clock = entries  # last, from PatientStore.flush
+        # Batches may fail one by one (a state too large), and a batch after a refused one be
+        # taken all the same: the clock goes in its states' batch, or behind all of them.
+        behind = bool(self._in_flight.get(partition)) or partition in self._clocks
         batch = producer.create_batch()
         for key, value in entries:
             key_bytes = key.encode()
             if batch.append(key=key_bytes, value=value, timestamp=None) is None:
-                earlier.append(await self._send(producer, batch, topic, partition))
+                await self._send(producer, batch, topic, partition)
+                behind = True
                 batch = producer.create_batch()
                 batch.append(key=key_bytes, value=value, timestamp=None)
-        if earlier and entries[-1][0] == clock_key(partition):
-            # The clock (last, from PatientStore.flush) goes only behind its states: batches
-            # may fail one by one (a state too large), and a clock whose states the changelog
-            # lacks makes their inputs late on the restart. One batch is written whole.
-            await asyncio.wait(earlier)
-            for fut in earlier:
-                if fut.cancelled():
-                    raise ConnectionError("a changelog batch before the clock was cancelled")
-                exc = fut.exception()
-                if exc is not None:
-                    raise exc
-        last = await self._send(producer, batch, topic, partition)
-        records = batch.record_count()
-        last.add_done_callback(lambda fut: self._persisted(partition, fut, records))
+        if (
+            clock is not None
+            and not behind
+            and batch.append(key=clock[0].encode(), value=clock[1], timestamp=None) is not None
+        ):
+            clock = None  # one batch is written whole: no wait
+        if batch.record_count():
+            await self._send(producer, batch, topic, partition)
+        if clock is not None:
+            self._send_clock_behind(partition, clock)
+
+    def _send_clock_behind(self, partition: int, clock: tuple[str, bytes]) -> None:
+        before = set(self._in_flight.get(partition, ()))
+        previous = self._clocks.get(partition)
+        if previous is not None:
+            before.add(previous)  # clocks keep their order: a later one never lands first
+        task = asyncio.ensure_future(self._send_clock(partition, clock, before))
+        self._clocks[partition] = task
+
+        def done(_: asyncio.Future[None]) -> None:
+            if self._clocks.get(partition) is task:
+                del self._clocks[partition]
+
+        task.add_done_callback(done)
+
+    async def _send_clock(
+        self, partition: int, clock: tuple[str, bytes], before: set[asyncio.Future[Any]]
+    ) -> None:
+        try:
+            if before:
+                await asyncio.wait(before)
+            if self.failure is not None or any(
+                fut.cancelled() or fut.exception() is not None for fut in before
+            ):
+                return  # a state before it was refused: the restart must not read this clock
+            producer: BatchProducer = self.producer()
+            batch = producer.create_batch()
+            batch.append(key=clock[0].encode(), value=clock[1], timestamp=None)
+            await self._send(producer, batch, self.topic, partition)
+        except BaseException as exc:
+            self._fail(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     async def _send(
         self, producer: BatchProducer, batch: Any, topic: str, partition: int
     ) -> asyncio.Future[Any]:
         batch.close()
+        records = batch.record_count()
         fut = await producer.send_batch(batch, topic, partition=partition)
         self._unacknowledged.add(fut)
+        in_flight = self._in_flight.setdefault(partition, set())
+        in_flight.add(fut)
         fut.add_done_callback(self._acknowledged)
+        fut.add_done_callback(in_flight.discard)
+        fut.add_done_callback(lambda fut: self._persisted(partition, fut, records))
         return fut
 
     def _acknowledged(self, fut: asyncio.Future[Any]) -> None:

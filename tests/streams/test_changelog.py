@@ -357,6 +357,57 @@ def test_a_clock_that_fits_with_its_states_goes_in_their_batch_without_waiting()
     assert producer.sent[0][2] == [k.encode() for k, _ in entries]
 
 
+def test_a_clock_waits_behind_an_earlier_write_of_its_partition_and_is_dropped_if_refused():
+    # Found by review: write N's states refused (too large) while write N+1, states and clock
+    # in one batch, was taken; the restart then read a watermark past states it lacked.
+    producer = Producer(batch_bytes=16_384)
+    writer, _ = _writer(producer)
+    clock = clock_key(0).encode()
+
+    async def scenario() -> BaseException | None:
+        await writer.write(0, [("P1", b"x" * 200)])  # write N, not acknowledged yet
+        await writer.write(0, _clocked_write(0, 2))  # write N+1 would fit in one batch
+        await writer.write(1, _clocked_write(1, 2))  # another partition: not held back
+        await _until_sent(producer, 3)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert [keys for _, _, keys, _ in producer.sent] == [
+            [b"P1"],
+            [b"P0", b"P1"],  # its states go on; its clock waits
+            [b"P0", b"P1", clock_key(1).encode()],
+        ]
+        producer.fail = True  # the broker refuses them
+        producer.acknowledge()
+        return await writer.settle()
+
+    assert isinstance(asyncio.run(scenario()), ConnectionError)
+    assert all(clock not in keys for _, _, keys, _ in producer.sent)  # never went out
+
+
+def test_a_clock_held_behind_earlier_writes_follows_them_once_acknowledged():
+    producer = Producer(batch_bytes=16_384)
+    writer, store = _writer(producer)
+
+    async def scenario() -> BaseException | None:
+        await writer.write(0, _clocked_write(0, 1))  # nothing before it: states and clock
+        await writer.write(0, _clocked_write(0, 2))
+        await writer.write(0, _clocked_write(0, 3))
+        await _until_sent(producer, 3)
+        settled = asyncio.ensure_future(writer.settle())
+        for _ in range(50):  # acknowledge each batch as it comes, the clocks' included
+            producer.acknowledge()
+            await asyncio.sleep(0)
+        assert await settled is None
+        return None
+
+    asyncio.run(scenario())
+    clock = clock_key(0).encode()
+    batches = [keys for _, _, keys, _ in producer.sent]
+    assert batches[:3] == [[b"P0", clock], [b"P0", b"P1"], [b"P0", b"P1", b"P2"]]
+    assert batches[3:] == [[clock], [clock]]  # in their order, each behind its states
+    assert store.persisted == {TP("t-patients-changelog", 0): 8}  # 9 records
+
+
 class _FullDisk:
     """A partition's RocksDB that refuses every write, as one does on a full disk."""
 
