@@ -10,6 +10,10 @@ from alerts.alert import Rule, Severity
 from alerts.events import Micros
 from alerts.rule_config import Windows
 
+# The time of an ignored event's id registered while its stream partition has no event time
+# yet (an ignored event carries none the rules read).
+UNTIMED: Micros = -(2**62) + 1
+
 ORDER_MEMORY = 512
 CANCELS_KEPT = 8  # an order's latest cancel times (an order is seldom cancelled twice)
 """Orders per patient remembered whole; beyond it, orders quiet for history_hours are dropped."""
@@ -166,7 +170,8 @@ class PatientState:
         self.firing: dict[Rule, Firing] = {}
         self.timers: set[Timer] = set()
         self.newest_t0: Micros | None = None
-        self.seen: dict[str, Micros] = {}  # event_id -> availability, for duplicates in a stream
+        # event_id -> availability, for duplicates in a stream (UNTIMED: registered before any)
+        self.seen: dict[str, Micros] = {}
         self.pruned_at: Micros = 0
         self.pending: list[Any] = []  # the stream's reorder buffer: wire dicts waiting for W
 
@@ -204,7 +209,13 @@ class PatientState:
         if self.diuretics:
             self.diuretics = [d for d in self.diuretics if d.at >= horizon]
         if self.seen:
-            self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+            # An id registered before its partition had any event time is remembered from the
+            # first prune that has one: it must outlive the history like any other.
+            self.seen = {
+                k: now if t == UNTIMED else t
+                for k, t in self.seen.items()
+                if t >= horizon or t == UNTIMED
+            }
         self.pruned_at = now
 
     def _episodes_kept(self, horizon: Micros, w: Windows) -> list[Episode]:

@@ -36,7 +36,7 @@ from typing import Any
 from alerts.engine import Engine
 from alerts.events import LabResult, Medication, Micros
 from alerts.scheduler import FOREVER, NEVER, AlertSink, EventTimeScheduler
-from alerts.state import PatientState
+from alerts.state import UNTIMED, PatientState
 from streams.state_codec import buffered_available, buffered_id, decode_event, encode_event
 from streams.state_store import PatientStore
 
@@ -181,7 +181,9 @@ class PartitionClock:
             state = PatientState(patient_id)
         if event_id in state.seen:
             return False
-        now = max(self.stream_time.values(), default=0)
+        # Before the partition's first event time, the id waits for the first prune to date it
+        # (time 0 was pruned at once, and a valid copy was then taken: RULES.md 7 says not).
+        now = max(self.stream_time.values(), default=UNTIMED)
         state.seen[event_id] = now
         engine = self.scheduler.engine
         # Pruned at W, not S: timers due between W and S still read their lookbacks.

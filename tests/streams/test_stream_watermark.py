@@ -356,6 +356,21 @@ def test_a_restored_clock_of_foreign_topics_alone_starts_afresh(cfg):
     assert rig.clock.watermark == t("07:50")
 
 
+def test_an_id_ignored_before_the_partitions_first_event_time_outlives_the_first_prune(cfg):
+    # Found by review: it was registered at time 0, dropped by the first prune, and a valid
+    # event reusing the id was then taken, where RULES.md 7 (and the replay) ignore it.
+    rig = Rig(cfg)
+    assert rig.clock.ignored("P1", "x")  # a new partition: no event time yet
+    rig.arrive(lab("k1", t("08:00")))
+    rig.arrive(lab("k2", t("09:00")))  # W passes k1: its release prunes P1's state
+    assert rig.store.get("P1").pruned_at == t("08:00")  # type: ignore[union-attr]
+    assert rig.arrive(lab("x", t("09:05"))) is Arrival.DUPLICATE
+    assert rig.store.get("P1").seen["x"] == t("08:00")  # type: ignore[union-attr]
+    rig.arrive(lab("k3", t("08:00", day=12)))  # more than history_hours (168) later
+    rig.clock.release(FOREVER)
+    assert "x" not in rig.store.get("P1").seen  # type: ignore[union-attr]
+
+
 def test_a_patient_with_only_ignored_events_keeps_a_bounded_memory(cfg):
     rig = Rig(cfg)
     rig.arrive(lab("k1", t("08:00", day=1)))
