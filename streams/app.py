@@ -249,6 +249,7 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         inputs=settings.input_topics,
         ticks=settings.topic_ticks,
         idle_advance=settings.idle_advance,
+        max_patient_events=settings.max_patient_events,
     )
 
     # The one agent over labs, meds and ticks (concurrency 1): the consumer hands it each

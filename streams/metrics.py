@@ -43,6 +43,7 @@ REASON_CLASSES = (
     "too_large",
     "bad_control",
     "key_mismatch",
+    "patient_overloaded",
     "processing_error",
     "other",
 )

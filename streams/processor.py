@@ -40,7 +40,7 @@ from streams.stream_counts import (
     count_sent,
     observe_messages,
 )
-from streams.watermark import Behind, PartitionClock
+from streams.watermark import DEFAULT_MAX_PATIENT_EVENTS, Behind, PartitionClock
 
 log = logging.getLogger("kmg.stream")
 
@@ -64,6 +64,7 @@ class StreamProcessor:
         inputs: tuple[str, ...],
         ticks: str,
         idle_advance: bool = True,
+        max_patient_events: int = DEFAULT_MAX_PATIENT_EVENTS,
         wall: Callable[[], float] = time.time,
     ) -> None:
         codes = CodeSets(cfg)
@@ -77,12 +78,14 @@ class StreamProcessor:
         self.inputs = inputs
         self.ticks = ticks
         self.idle_advance = idle_advance
+        self.max_patient_events = max_patient_events
         self.wall = wall
         self.clocks: dict[int, PartitionClock] = {}
         self._stale = True
         self._next_offset: dict[tuple[str, int], int] = {}
         self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
+        self._overloaded_logged: dict[int, bool] = {}  # once per partition and worker
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[DeadLetterRecord] = []
         # buffered events set aside while handling this message
@@ -257,6 +260,9 @@ class StreamProcessor:
                 DeadLetterRecord(msg.partition, msg.key, value, "key_mismatch", headers)
             )
             return ("unknown", "dead_letter")
+        held = clock.overloaded(patient_id)
+        if held is not None:
+            return self._refuse_overloaded(msg, clock, held)
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
             label = KIND_OF_IGNORED[ign.why]
@@ -289,6 +295,27 @@ class StreamProcessor:
             return ("control", "final")
         return self._bad_control(msg, "unknown control")
 
+    def _refuse_overloaded(
+        self, msg: Consumed, clock: PartitionClock, held: int
+    ) -> tuple[str, str]:
+        """Dead-letter a message of a patient at the limit of events in memory."""
+        if not self._overloaded_logged.get(msg.partition):
+            self._overloaded_logged[msg.partition] = True
+            log.warning(
+                "partition %d: a patient holds %d events in memory (KMG_MAX_PATIENT_EVENTS %d): "
+                "their messages are dead-lettered patient_overloaded until older ones age out",
+                msg.partition,
+                held,
+                clock.max_patient_events,
+            )
+        detail = f"the patient holds {held} events in memory, the limit of this worker"
+        headers = dead_letter_headers(msg, "patient_overloaded", detail)
+        value = msg.value if msg.value is not None else b""
+        self._letters.append(
+            DeadLetterRecord(msg.partition, msg.key, value, "patient_overloaded", headers)
+        )
+        return ("unknown", "dead_letter")
+
     def _bad_control(self, msg: Consumed, detail: str) -> tuple[str, str]:
         """Dead-letter a control message the worker cannot read (its text is never logged)."""
         log.warning("dead-lettering a control message (%s) at offset %d", detail, msg.offset)
@@ -320,7 +347,13 @@ class StreamProcessor:
         states, clocks = self.store.scan(partitions)
         for p in partitions:
             clock = PartitionClock(
-                p, self.engine, self.store, self._sink_for(p), self.lateness, self.inputs
+                p,
+                self.engine,
+                self.store,
+                self._sink_for(p),
+                self.lateness,
+                self.inputs,
+                self.max_patient_events,
             )
             clock.restore(clocks.get(p), states[p])
             self.clocks[p] = clock

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerts.events import MedClass
 from alerts.rule_config import RuleConfig
 from streams.rule_files import load_rule_config
+from streams.watermark import DEFAULT_MAX_PATIENT_EVENTS
 
 
 class Compression(StrEnum):
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     store: str = "rocksdb://"
     rules_file: Path | None = None
     idle_advance: bool = True
+    # A patient's events in memory (within the duplicate horizon) before their further messages
+    # are dead-lettered `patient_overloaded`: a flooded state would stop the worker.
+    max_patient_events: int = Field(default=DEFAULT_MAX_PATIENT_EVENTS, ge=100)
     tick_interval_seconds: float = Field(default=2.0, gt=0)
     ticks_retention_hours: float = Field(default=1.0, gt=0)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE

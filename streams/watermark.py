@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from alerts.engine import Engine
-from alerts.events import LabResult, Medication, Micros
+from alerts.events import MICROS_PER_HOUR, LabResult, Medication, Micros
 from alerts.scheduler import FOREVER, NEVER, AlertSink, EventTimeScheduler
 from alerts.state import UNTIMED, PatientState
 from streams.state_codec import buffered_available, buffered_id, decode_event, encode_event
@@ -51,6 +51,10 @@ class Arrival(StrEnum):
 
 _ACCEPTED, _LATE, _DUPLICATE = Arrival.ACCEPTED, Arrival.LATE, Arrival.DUPLICATE
 
+# Events of one patient remembered (within the duplicate horizon) before more are refused:
+# some 25 times a heavily monitored patient's week, and about 5 MiB of state.
+DEFAULT_MAX_PATIENT_EVENTS = 50_000
+
 Behind = Callable[[str], bool]
 """Whether an input topic (of this partition) still has messages this worker has not read."""
 
@@ -66,8 +70,10 @@ class PartitionClock:
         sink: AlertSink,
         lateness: Micros,
         inputs: tuple[str, ...],
+        max_patient_events: int = DEFAULT_MAX_PATIENT_EVENTS,
     ) -> None:
         self.partition = partition
+        self.max_patient_events = max_patient_events
         self.states = store.view(partition)
         self.scheduler = EventTimeScheduler(engine, self.states, sink)
         self.lateness = lateness
@@ -169,6 +175,29 @@ class PartitionClock:
             return True
         heapq.heapify(self._buffer)
         return True
+
+    def overloaded(self, patient_id: str) -> int | None:
+        """Return the patient's events in memory if at the limit (their messages are refused).
+
+        A feed that floods one patient (an interface resending results under new ids) would
+        grow the state until the changelog refuses it, and the worker would stop at every
+        start: the whole partition's patients would go unwatched. Dead-lettered instead, the
+        flood stops at the limit, and the patient is taken again once the history ages out.
+        """
+        state = self.states.get(patient_id)
+        if state is None or len(state.seen) < self.max_patient_events:
+            return None
+        engine = self.scheduler.engine
+        # At W: the refused messages move neither S nor the idle clock, so W still moves with
+        # the other patients' events, or at wall-clock rate on a partition with no others.
+        pruning_at = self.watermark
+        if pruning_at - state.pruned_at >= MICROS_PER_HOUR:
+            # At most once an hour of event time: a prune reads the whole state.
+            state.prune(pruning_at, engine.w, engine.cfg.mg_low)
+            self.states[patient_id] = state
+            if len(state.seen) < self.max_patient_events:
+                return None
+        return len(state.seen)
 
     def ignored(self, patient_id: str, event_id: str) -> bool:
         """Register an ignored event's id (later copies are duplicates); False if seen before.

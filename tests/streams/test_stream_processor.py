@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from alerts.engine import Engine
 from alerts.rule_config import Windows
 from alerts.scheduler import NEVER
-from alerts.timestamps import parse_timestamp
+from alerts.timestamps import format_timestamp, parse_timestamp
 from streams.consumed import InputMessage
 from streams.rule_files import load_rule_config
 from streams.settings import Settings
@@ -300,6 +300,43 @@ def test_a_message_keyed_other_than_its_patient_is_dead_lettered(cfg, key):
     assert (dead_key, value, headers["reason"]) == (key, lines[0], b"key_mismatch")
     assert rig.metric("kmg_dead_letters_total", reason_class="key_mismatch") == 1
     assert rig.metric("kmg_events_total", kind="lab_result", outcome="accepted") in (None, 0)
+
+
+def _k(eid: str, pid: str, resulted: str, code: str = "2823-3") -> bytes:
+    collected = parse_timestamp(resulted) - 30 * 60_000_000
+    return orjson.dumps(
+        {
+            "kind": "lab_result",
+            "event_id": eid,
+            "patient_id": pid,
+            "code": code,
+            "value": 3.2,
+            "unit": "mmol/L",
+            "collected_at": format_timestamp(collected),
+            "resulted_at": resulted,
+        }
+    )
+
+
+def test_a_flooded_patient_is_dead_lettered_at_the_limit_and_taken_again_later(cfg, caplog):
+    # Found by review: a patient's state past the changelog's message limit stopped the worker
+    # at every start, leaving every patient of the partition unwatched.
+    flood = [_k(f"f{i}", "P1", f"2024-03-04T08:{i:02d}:00Z") for i in range(12)]
+    other = _k("o1", "P1", "2024-03-04T09:00:00Z", code="1234-5")  # ignored: refused too
+    later = [
+        _k("p2", "P2", "2024-03-12T09:00:00Z"),  # another patient moves W 8 days on
+        _k("again", "P1", "2024-03-12T09:05:00Z"),
+    ]
+    rig = _rig(cfg, [*flood, other, *later], partitions=1, final=False, max_patient_events=10)
+    with caplog.at_level(logging.INFO):
+        rig.consume(random.Random(0))
+    refused = [(value, headers["reason"]) for _, _, value, headers in rig.outbox.dead]
+    assert refused == [(line, b"patient_overloaded") for line in (*flood[10:], other)]
+    assert rig.metric("kmg_dead_letters_total", reason_class="patient_overloaded") == 3
+    accepted = rig.metric("kmg_events_total", kind="lab_result", outcome="accepted")
+    assert accepted == 10 + 2  # the flood up to the limit; P2; P1 once its flood aged out
+    [warning] = [r.getMessage() for r in caplog.records if "patient_overloaded" in r.getMessage()]
+    assert "P1" not in warning and "KMG_MAX_PATIENT_EVENTS 10" in warning
 
 
 def test_unreadable_control_messages_are_dead_lettered_and_counted(cfg, caplog):
