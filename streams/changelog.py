@@ -216,7 +216,7 @@ class ChangelogWriter:
         ):
             clock = None  # one batch is written whole: no wait
         if batch.record_count():
-            await self._send(producer, batch, topic, partition)
+            await self._send(producer, batch, topic, partition, persist=True)
         if clock is not None:
             self._send_clock_behind(partition, clock)
 
@@ -247,14 +247,14 @@ class ChangelogWriter:
             producer: BatchProducer = self.producer()
             batch = producer.create_batch()
             batch.append(key=clock[0].encode(), value=clock[1], timestamp=None)
-            await self._send(producer, batch, self.topic, partition)
+            await self._send(producer, batch, self.topic, partition, persist=True)
         except BaseException as exc:
             self._fail(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
 
     async def _send(
-        self, producer: BatchProducer, batch: Any, topic: str, partition: int
+        self, producer: BatchProducer, batch: Any, topic: str, partition: int, persist: bool = False
     ) -> asyncio.Future[Any]:
         batch.close()
         records = batch.record_count()
@@ -264,7 +264,9 @@ class ChangelogWriter:
         in_flight.add(fut)
         fut.add_done_callback(self._acknowledged)
         fut.add_done_callback(in_flight.discard)
-        fut.add_done_callback(lambda fut: self._persisted(partition, fut, records))
+        if persist:
+            # Noted once per write (a RocksDB write each): at its last batch, and at a clock's.
+            fut.add_done_callback(lambda fut: self._persisted(partition, fut, records))
         return fut
 
     def _acknowledged(self, fut: asyncio.Future[Any]) -> None:
