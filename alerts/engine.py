@@ -154,9 +154,15 @@ class Engine:
                 self._resolve(s, refr, Resolution.K_NORMALIZED, at, out)
             return
         mg_low = cfg.mg_low
-        if hemolyzed and value >= mg_low:
-            return  # hemolysis raises measured Mg: a hemolysed normal result is not evidence
         low = s.firing.get(_LOW)
+        if hemolyzed and value >= mg_low:
+            # Hemolysis raises measured Mg: a hemolysed normal result is not evidence. As a
+            # correction it still replaces the result the alert rests on (RULES.md 4.4): only
+            # a normal result collected after the replacement normalises it.
+            if low is not None and low.rests_on == rid:
+                low.rests_collected = collected
+            return
+
         if low is not None:
             if low.rests_on == rid:
                 if value >= mg_low:

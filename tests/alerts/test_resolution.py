@@ -189,6 +189,44 @@ LOW_CASES = [
         [LOW_FIRED, LOW_EXPIRED],
     ),
     case(
+        # Found by the oracle: the correction replaces the low result, so a normal result
+        # collected between the two no longer normalises the alert (the safer reading).
+        "a_hemolysed_normal_correction_is_what_a_normal_result_must_follow",
+        [
+            LOW_MG,
+            KCL,
+            mg(
+                "e-mg-c",
+                2.0,
+                t("09:00"),
+                t("09:10"),
+                status="corrected",
+                result_id="R1",
+                flags=["hemolyzed"],
+            ),
+            mg("m3", 1.9, t("08:00"), t("10:00")),
+        ],
+        [LOW_FIRED, LOW_EXPIRED],
+    ),
+    case(
+        "a_normal_result_after_a_hemolysed_normal_correction_normalises",
+        [
+            LOW_MG,
+            KCL,
+            mg(
+                "e-mg-c",
+                2.0,
+                t("09:00"),
+                t("09:10"),
+                status="corrected",
+                result_id="R1",
+                flags=["hemolyzed"],
+            ),
+            mg("m3", 1.9, t("09:30"), t("10:00")),
+        ],
+        low_resolved("mg_normalized", t("10:00")),
+    ),
+    case(
         "a_newer_low_result_does_not_resolve",
         [LOW_MG, KCL, mg("m2", 1.6, t("09:00"), t("09:40"))],
         [LOW_FIRED, LOW_EXPIRED],
