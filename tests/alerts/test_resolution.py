@@ -157,6 +157,21 @@ def test_mg_not_checked_resolutions(events, expected):
     assert_alerts(replay_alerts(events), expected)
 
 
+# The low result corrected to a hemolysed normal at 09:00 (not evidence, but a replacement).
+HEMOLYSED_CORRECTION = [
+    LOW_MG,
+    KCL,
+    mg(
+        "e-mg-c",
+        2.0,
+        t("09:00"),
+        t("09:10"),
+        status="corrected",
+        result_id="R1",
+        flags=["hemolyzed"],
+    ),
+]
+
 LOW_CASES = [
     case(
         "mg_repleted",
@@ -193,17 +208,7 @@ LOW_CASES = [
         # collected between the two no longer normalises the alert (the safer reading).
         "a_hemolysed_normal_correction_is_what_a_normal_result_must_follow",
         [
-            LOW_MG,
-            KCL,
-            mg(
-                "e-mg-c",
-                2.0,
-                t("09:00"),
-                t("09:10"),
-                status="corrected",
-                result_id="R1",
-                flags=["hemolyzed"],
-            ),
+            *HEMOLYSED_CORRECTION,
             mg("m3", 1.9, t("08:00"), t("10:00")),
         ],
         [LOW_FIRED, LOW_EXPIRED],
@@ -211,17 +216,7 @@ LOW_CASES = [
     case(
         "a_normal_result_after_a_hemolysed_normal_correction_normalises",
         [
-            LOW_MG,
-            KCL,
-            mg(
-                "e-mg-c",
-                2.0,
-                t("09:00"),
-                t("09:10"),
-                status="corrected",
-                result_id="R1",
-                flags=["hemolyzed"],
-            ),
+            *HEMOLYSED_CORRECTION,
             mg("m3", 1.9, t("09:30"), t("10:00")),
         ],
         low_resolved("mg_normalized", t("10:00")),
