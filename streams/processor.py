@@ -85,7 +85,7 @@ class StreamProcessor:
         self._next_offset: dict[tuple[str, int], int] = {}
         self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
-        self._overloaded_logged: dict[int, bool] = {}  # once per partition and worker
+        self._overloaded_logged: set[int] = set()  # partitions warned of (once per worker)
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[DeadLetterRecord] = []
         # buffered events set aside while handling this message
@@ -299,8 +299,8 @@ class StreamProcessor:
         self, msg: Consumed, clock: PartitionClock, held: int
     ) -> tuple[str, str]:
         """Dead-letter a message of a patient at the limit of events in memory."""
-        if not self._overloaded_logged.get(msg.partition):
-            self._overloaded_logged[msg.partition] = True
+        if msg.partition not in self._overloaded_logged:
+            self._overloaded_logged.add(msg.partition)
             log.warning(
                 "partition %d: a patient holds %d events in memory (KMG_MAX_PATIENT_EVENTS %d): "
                 "their messages are dead-lettered patient_overloaded until older ones age out",
