@@ -146,6 +146,17 @@ def _record(topic: str, partition: int, offset: int) -> Any:
     return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=b"P1", value=b"{}")
 
 
+def test_the_limit_of_a_patients_events_is_read_from_the_environment_and_bounded(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("KMG_MAX_PATIENT_EVENTS", "1234")
+    settings = Settings(data_dir=tmp_path, store="memory://", topic_prefix="t.")
+    app = build_app(settings, CollectorRegistry())
+    assert app.batch_handler.processor.max_patient_events == 1234
+    with pytest.raises(ValidationError, match="max_patient_events"):
+        Settings(max_patient_events=99)  # a limit that would refuse ordinary patients
+
+
 def test_the_app_consumes_its_inputs_in_batches(tmp_path):
     app, consumer = _consumer(tmp_path)
     assert isinstance(app.transport, BatchTransport)
