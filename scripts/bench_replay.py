@@ -3,8 +3,9 @@
 Usage: python scripts/bench_replay.py [--patients 20000] [--days 30] [--events 1000000]
                                       [--repeat 3]
 
-Each measurement runs in a fresh process so its peak memory is its own. The decode-only floor
-reads the same file and validates every line with the same models, and nothing else.
+Each measurement runs in a fresh process, pinned to one CPU, so that its peak memory is its own
+and its rate is that of one core. The decode-only floor reads the same file and validates every
+line with the same models, and nothing else.
 """
 
 from __future__ import annotations
@@ -47,6 +48,25 @@ def feed(path: Path, patients: int, days: int, events: int, seed: int) -> Path:
         )
         tmp.rename(path)
     return path
+
+
+def one_core() -> int:
+    """Pin this process, and so every run it starts, to one CPU; return that CPU."""
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def cpu_model() -> str:
+    """Return the processor's model name as the system reports it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown processor"
 
 
 def measured(argv: list[str]) -> tuple[float, int]:
@@ -116,6 +136,8 @@ def main() -> None:
         return
 
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    # The goal is a rate on one core: every run is held to the same single CPU.
+    cpu = one_core()
     name = f"feed-p{args.patients}-d{args.days}-e{args.events}-s{args.seed}.ndjson"
     full = feed(args.data_dir / name, args.patients, args.days, args.events, args.seed)
     half_days = max(args.days // 2, 1)
@@ -138,7 +160,8 @@ def main() -> None:
     peak = max(p[3] for p in pairs)
     decode_rate = n / decode_s
     replay_rate = n / wall
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), Python {sys.version.split()[0]}")
+    print(f"every run pinned to CPU {cpu} (one core)")
     print(f"feed: {n} lines, {args.patients} patients, {args.days} days ({full.name})")
     print(f"runs: {args.repeat} floor/replay pairs, alternating; fastest of each below")
     print(
