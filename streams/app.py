@@ -250,6 +250,7 @@ def build_app(settings: Settings, registry: CollectorRegistry) -> faust.App:
         ticks=settings.topic_ticks,
         idle_advance=settings.idle_advance,
         max_patient_events=settings.max_patient_events,
+        max_event_lead_hours=settings.max_event_lead_hours,
     )
 
     # The one agent over labs, meds and ticks (concurrency 1): the consumer hands it each

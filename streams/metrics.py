@@ -44,6 +44,7 @@ REASON_CLASSES = (
     "bad_control",
     "key_mismatch",
     "patient_overloaded",
+    "ahead_of_clock",
     "processing_error",
     "other",
 )

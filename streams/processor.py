@@ -40,7 +40,12 @@ from streams.stream_counts import (
     count_sent,
     observe_messages,
 )
-from streams.watermark import DEFAULT_MAX_PATIENT_EVENTS, Behind, PartitionClock
+from streams.watermark import (
+    DEFAULT_MAX_EVENT_LEAD_HOURS,
+    DEFAULT_MAX_PATIENT_EVENTS,
+    Behind,
+    PartitionClock,
+)
 
 log = logging.getLogger("kmg.stream")
 
@@ -65,8 +70,10 @@ class StreamProcessor:
         ticks: str,
         idle_advance: bool = True,
         max_patient_events: int = DEFAULT_MAX_PATIENT_EVENTS,
+        max_event_lead_hours: float = DEFAULT_MAX_EVENT_LEAD_HOURS,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """Build the processor; `max_event_lead_hours` 0 accepts events of any time ahead."""
         codes = CodeSets(cfg)
         self.decode = Decoder(cfg, codes).decode
         self.engine = TrackedEngine(cfg, codes)
@@ -79,13 +86,16 @@ class StreamProcessor:
         self.ticks = ticks
         self.idle_advance = idle_advance
         self.max_patient_events = max_patient_events
+        self.max_event_lead_hours = max_event_lead_hours
+        self._max_lead = round(max_event_lead_hours * 3_600_000_000) or None
         self.wall = wall
         self.clocks: dict[int, PartitionClock] = {}
         self._stale = True
         self._next_offset: dict[tuple[str, int], int] = {}
         self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
-        self._overloaded_logged: set[int] = set()  # partitions warned of (once per worker)
+        # (reason, partition) warned of, once per worker: the warning names no patient
+        self._warned: set[tuple[str, int]] = set()
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[DeadLetterRecord] = []
         # buffered events set aside while handling this message
@@ -253,13 +263,13 @@ class StreamProcessor:
         if msg.key != patient_id.encode():
             # patient_id is the partition key of every topic (RULES.md 1): a message keyed
             # otherwise may sit on another patient's partition, where a second state would grow.
-            detail = "the message key is not the patient_id of its body"
-            headers = dead_letter_headers(msg, "key_mismatch", detail)
-            value = msg.value if msg.value is not None else b""
-            self._letters.append(
-                DeadLetterRecord(msg.partition, msg.key, value, "key_mismatch", headers)
+            return self._refuse(
+                msg, "key_mismatch", "the message key is not the patient_id of its body"
             )
-            return ("unknown", "dead_letter")
+        if kind is not Ignored and self._max_lead is not None:
+            lead = ev[0] - round(wall * 1_000_000)  # type: ignore[operator]
+            if lead > self._max_lead:
+                return self._refuse_ahead(msg, lead)
         held = clock.overloaded(patient_id)
         if held is not None:
             return self._refuse_overloaded(msg, clock, held)
@@ -299,8 +309,7 @@ class StreamProcessor:
         self, msg: Consumed, clock: PartitionClock, held: int
     ) -> tuple[str, str]:
         """Dead-letter a message of a patient at the limit of events in memory."""
-        if msg.partition not in self._overloaded_logged:
-            self._overloaded_logged.add(msg.partition)
+        if self._first_warning("patient_overloaded", msg.partition):
             log.warning(
                 "partition %d: a patient holds %d events in memory (KMG_MAX_PATIENT_EVENTS %d): "
                 "their messages are dead-lettered patient_overloaded until older ones age out",
@@ -309,11 +318,38 @@ class StreamProcessor:
                 clock.max_patient_events,
             )
         detail = f"the patient holds {held} events in memory, the limit of this worker"
-        headers = dead_letter_headers(msg, "patient_overloaded", detail)
-        value = msg.value if msg.value is not None else b""
-        self._letters.append(
-            DeadLetterRecord(msg.partition, msg.key, value, "patient_overloaded", headers)
+        return self._refuse(msg, "patient_overloaded", detail)
+
+    def _refuse_ahead(self, msg: Consumed, lead: int) -> tuple[str, str]:
+        """Dead-letter an event timed further ahead of this worker's clock than allowed."""
+        hours = lead / 3_600_000_000
+        if self._first_warning("ahead_of_clock", msg.partition):
+            log.warning(
+                "partition %d: an event's time is %.1f h ahead of this worker's clock "
+                "(KMG_MAX_EVENT_LEAD_HOURS %g): such events are dead-lettered ahead_of_clock "
+                "so that they do not move the partition's watermark",
+                msg.partition,
+                hours,
+                self.max_event_lead_hours,
+            )
+        detail = (
+            f"its time is {hours:.1f} h ahead of the worker's clock "
+            f"(more than {self.max_event_lead_hours:g} h)"
         )
+        return self._refuse(msg, "ahead_of_clock", detail)
+
+    def _first_warning(self, reason: str, partition: int) -> bool:
+        """Say whether this worker has yet to warn of `reason` on `partition`, and note it."""
+        if (reason, partition) in self._warned:
+            return False
+        self._warned.add((reason, partition))
+        return True
+
+    def _refuse(self, msg: Consumed, reason: str, detail: str) -> tuple[str, str]:
+        """Dead-letter a valid message the worker will not take, with its original bytes."""
+        headers = dead_letter_headers(msg, reason, detail)
+        value = msg.value if msg.value is not None else b""
+        self._letters.append(DeadLetterRecord(msg.partition, msg.key, value, reason, headers))
         return ("unknown", "dead_letter")
 
     def _bad_control(self, msg: Consumed, detail: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerts.events import MedClass
 from alerts.rule_config import RuleConfig
 from streams.rule_files import load_rule_config
-from streams.watermark import DEFAULT_MAX_PATIENT_EVENTS
+from streams.watermark import DEFAULT_MAX_EVENT_LEAD_HOURS, DEFAULT_MAX_PATIENT_EVENTS
 
 
 class Compression(StrEnum):
@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # A patient's events in memory (within the duplicate horizon) before their further messages
     # are dead-lettered `patient_overloaded`: a flooded state would stop the worker.
     max_patient_events: int = Field(default=DEFAULT_MAX_PATIENT_EVENTS, ge=100)
+    # An event whose time is further ahead of the worker's clock is dead-lettered
+    # `ahead_of_clock` instead of moving W; 0 takes any (a simulated feed faster than real time).
+    max_event_lead_hours: float = Field(default=DEFAULT_MAX_EVENT_LEAD_HOURS, ge=0)
     tick_interval_seconds: float = Field(default=2.0, gt=0)
     ticks_retention_hours: float = Field(default=1.0, gt=0)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE

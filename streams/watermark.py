@@ -54,6 +54,10 @@ _ACCEPTED, _LATE, _DUPLICATE = Arrival.ACCEPTED, Arrival.LATE, Arrival.DUPLICATE
 # Events of one patient remembered (within the duplicate horizon) before more are refused:
 # some 25 times a heavily monitored patient's week, and about 5 MiB of state.
 DEFAULT_MAX_PATIENT_EVENTS = 50_000
+# How far ahead of the worker's clock an event's time may be: one stamped by an analyser whose
+# clock is set days wrong would carry W with it and make every later event of its partition
+# late. A day lets through any local time written as UTC by mistake (offsets reach 14 h).
+DEFAULT_MAX_EVENT_LEAD_HOURS = 24.0
 
 Behind = Callable[[str], bool]
 """Whether an input topic (of this partition) still has messages this worker has not read."""

@@ -246,6 +246,14 @@ def test_worker_publishes_its_web_port_and_keeps_state_on_a_named_volume() -> No
     assert data[0][1] in COMPOSE.get("volumes", {})
 
 
+def test_the_simulator_profile_can_lift_the_workers_limit_on_event_time_ahead() -> None:
+    # The simulator runs event time ahead of the wall clock; the worker keeps its default
+    # limit unless the caller sets KMG_MAX_EVENT_LEAD_HOURS (0 for the simulator profile).
+    assert _env("worker")["KMG_MAX_EVENT_LEAD_HOURS"] == "${KMG_MAX_EVENT_LEAD_HOURS:-24}"
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "KMG_MAX_EVENT_LEAD_HOURS=0 docker compose --profile simulator up" in readme
+
+
 def test_simulator_shares_the_worker_image_and_broker() -> None:
     worker, simulator = _service("worker"), _service("simulator")
     assert simulator["image"] == worker["image"]

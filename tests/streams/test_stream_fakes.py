@@ -24,7 +24,7 @@ from streams.processor import StreamProcessor
 from streams.producer import final_message
 from streams.state_codec import clock_key, decode_value
 from streams.state_store import PatientStore
-from streams.watermark import DEFAULT_MAX_PATIENT_EVENTS
+from streams.watermark import DEFAULT_MAX_EVENT_LEAD_HOURS, DEFAULT_MAX_PATIENT_EVENTS
 from tests.scenario_support import COMPARED
 
 LABS, MEDS, TICKS = "t.labs", "t.meds", "t.ticks"
@@ -172,6 +172,7 @@ class Rig:
     positions: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     batch_max: int = 1  # above 1: batches of 1..batch_max messages interleaving partitions
     max_patient_events: int = DEFAULT_MAX_PATIENT_EVENTS
+    max_event_lead_hours: float = DEFAULT_MAX_EVENT_LEAD_HOURS
 
     def __post_init__(self) -> None:
         if self.table.partitions is None:
@@ -191,6 +192,7 @@ class Rig:
             ticks=TICKS,
             idle_advance=self.idle_advance,
             max_patient_events=self.max_patient_events,
+            max_event_lead_hours=self.max_event_lead_hours,
             wall=lambda: self.wall,
         )
 

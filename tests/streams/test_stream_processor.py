@@ -339,6 +339,55 @@ def test_a_flooded_patient_is_dead_lettered_at_the_limit_and_taken_again_later(c
     assert "P1" not in warning and "KMG_MAX_PATIENT_EVENTS 10" in warning
 
 
+CLOCK_NOW = "2024-03-04T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("resulted", "lead_hours", "refused"),
+    [
+        ("2024-03-04T10:30:00Z", 24, False),  # minutes ahead: clocks differ a little
+        ("2024-03-05T10:00:00Z", 24, False),  # exactly the limit
+        ("2024-03-05T10:00:01Z", 24, True),
+        ("2025-03-04T10:00:00Z", 24, True),  # an analyser's clock set a year on
+        ("2025-03-04T10:00:00Z", 0, False),  # the guard off: a simulated feed
+        ("2024-03-04T17:00:00Z", 6, True),
+    ],
+)
+def test_an_event_too_far_ahead_of_the_clock_is_dead_lettered_and_moves_no_watermark(
+    cfg, caplog, resulted, lead_hours, refused
+):
+    # Found by review: one such event carried its partition's W with it, and every later
+    # event there was late (applied at once, holds skipped) until the wall clock caught up.
+    ahead = _k("ahead", "P2", resulted)
+    lines = [_k("k1", "P1", "2024-03-04T09:00:00Z"), ahead, _k("k3", "P3", "2024-03-04T09:20:00Z")]
+    wall = parse_timestamp(CLOCK_NOW) / 1_000_000
+    rig = _rig(cfg, lines, partitions=1, final=False, wall=wall, max_event_lead_hours=lead_hours)
+    with caplog.at_level(logging.INFO):
+        rig.consume(random.Random(0))
+    dead = [(value, headers["reason"]) for _, _, value, headers in rig.outbox.dead]
+    accepted = rig.metric("kmg_events_total", kind="lab_result", outcome="accepted")
+    late = rig.metric("kmg_late_events_total") or 0
+    warnings = [r.getMessage() for r in caplog.records if "ahead_of_clock" in r.getMessage()]
+    if refused:
+        assert dead == [(ahead, b"ahead_of_clock")]
+        assert rig.metric("kmg_dead_letters_total", reason_class="ahead_of_clock") == 1
+        assert (accepted, late) == (2, 0)  # k3 after it is on time
+        assert len(warnings) == 1 and "P2" not in warnings[0]
+    else:
+        assert dead == [] and warnings == []
+        assert accepted + late == 3
+
+
+def test_only_events_the_rules_read_are_held_to_the_clock(cfg):
+    # An ignored event's time moves no watermark: it is taken, whatever its time.
+    ignored = _k("other", "P1", "2025-03-04T10:00:00Z", code="1234-5")
+    wall = parse_timestamp(CLOCK_NOW) / 1_000_000
+    rig = _rig(cfg, [ignored], partitions=1, final=False, wall=wall)
+    rig.consume(random.Random(0))
+    assert rig.outbox.dead == []
+    assert rig.metric("kmg_events_total", kind="lab_result", outcome="ignored") == 1
+
+
 def test_unreadable_control_messages_are_dead_lettered_and_counted(cfg, caplog):
     # Found by review: they were only counted, and an unknown control's text was logged.
     values = [b"not json", b'{"control": "MRN-0042117"}', b'{"control": "final"}', b"[]"]

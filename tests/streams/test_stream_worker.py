@@ -146,15 +146,23 @@ def _record(topic: str, partition: int, offset: int) -> Any:
     return SimpleNamespace(topic=topic, partition=partition, offset=offset, key=b"P1", value=b"{}")
 
 
-def test_the_limit_of_a_patients_events_is_read_from_the_environment_and_bounded(
-    tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected", "refused"),
+    [
+        # a limit under 100 would refuse ordinary patients
+        ("KMG_MAX_PATIENT_EVENTS", "1234", "max_patient_events", 1234, 99),
+        ("KMG_MAX_EVENT_LEAD_HOURS", "6.5", "max_event_lead_hours", 6.5, -1),
+    ],
+)
+def test_a_guard_of_the_worker_is_read_from_the_environment_and_bounded(
+    tmp_path, monkeypatch, variable, value, field, expected, refused
 ):
-    monkeypatch.setenv("KMG_MAX_PATIENT_EVENTS", "1234")
+    monkeypatch.setenv(variable, value)
     settings = Settings(data_dir=tmp_path, store="memory://", topic_prefix="t.")
     app = build_app(settings, CollectorRegistry())
-    assert app.batch_handler.processor.max_patient_events == 1234
-    with pytest.raises(ValidationError, match="max_patient_events"):
-        Settings(max_patient_events=99)  # a limit that would refuse ordinary patients
+    assert getattr(app.batch_handler.processor, field) == expected
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: refused})
 
 
 def test_the_app_consumes_its_inputs_in_batches(tmp_path):
