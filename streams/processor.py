@@ -27,6 +27,7 @@ from alerts.decoder import DeadLetter, Decoder, Ignored
 from alerts.events import LabResult, Medication
 from alerts.rule_config import RuleConfig, Windows
 from alerts.scheduler import AlertSink
+from streams.admission import Admission, Refusal
 from streams.consumed import Backlog, Consumed, PartitionScope
 from streams.dead_letter import DeadLetterRecord, dead_letter_headers
 from streams.metrics import StreamMetrics
@@ -87,15 +88,13 @@ class StreamProcessor:
         self.idle_advance = idle_advance
         self.max_patient_events = max_patient_events
         self.max_event_lead_hours = max_event_lead_hours
-        self._max_lead = round(max_event_lead_hours * 3_600_000_000) or None
+        self.admission = Admission(max_event_lead_hours, max_patient_events)
         self.wall = wall
         self.clocks: dict[int, PartitionClock] = {}
         self._stale = True
         self._next_offset: dict[tuple[str, int], int] = {}
         self._behinds: dict[int, Behind] = {}
         self._clock_written: dict[int, float] = {}
-        # (reason, partition) warned of, once per worker: the warning names no patient
-        self._warned: set[tuple[str, int]] = set()
         self._out: list[tuple[int, Alert]] = []
         self._letters: list[DeadLetterRecord] = []
         # buffered events set aside while handling this message
@@ -259,20 +258,9 @@ class StreamProcessor:
                 DeadLetterRecord(msg.partition, msg.key, dead.raw, dead.reason, headers)
             )
             return ("unknown", "dead_letter")
-        patient_id: str = ev[0] if kind is Ignored else ev[1]  # type: ignore[assignment]
-        if msg.key != patient_id.encode():
-            # patient_id is the partition key of every topic (RULES.md 1): a message keyed
-            # otherwise may sit on another patient's partition, where a second state would grow.
-            return self._refuse(
-                msg, "key_mismatch", "the message key is not the patient_id of its body"
-            )
-        if kind is not Ignored and self._max_lead is not None:
-            lead = ev[0] - round(wall * 1_000_000)  # type: ignore[operator]
-            if lead > self._max_lead:
-                return self._refuse_ahead(msg, lead)
-        held = clock.overloaded(patient_id)
-        if held is not None:
-            return self._refuse_overloaded(msg, clock, held)
+        refusal = self.admission.refusal(msg.key, msg.partition, ev, clock, wall)  # type: ignore[arg-type]
+        if refusal is not None:
+            return self._refuse(msg, refusal)
         if kind is Ignored:
             ign: Ignored = ev  # type: ignore[assignment]
             label = KIND_OF_IGNORED[ign.why]
@@ -305,61 +293,19 @@ class StreamProcessor:
             return ("control", "final")
         return self._bad_control(msg, "unknown control")
 
-    def _refuse_overloaded(
-        self, msg: Consumed, clock: PartitionClock, held: int
-    ) -> tuple[str, str]:
-        """Dead-letter a message of a patient at the limit of events in memory."""
-        if self._first_warning("patient_overloaded", msg.partition):
-            log.warning(
-                "partition %d: a patient holds %d events in memory (KMG_MAX_PATIENT_EVENTS %d): "
-                "their messages are dead-lettered patient_overloaded until older ones age out",
-                msg.partition,
-                held,
-                clock.max_patient_events,
-            )
-        detail = f"the patient holds {held} events in memory, the limit of this worker"
-        return self._refuse(msg, "patient_overloaded", detail)
-
-    def _refuse_ahead(self, msg: Consumed, lead: int) -> tuple[str, str]:
-        """Dead-letter an event timed further ahead of this worker's clock than allowed."""
-        hours = lead / 3_600_000_000
-        if self._first_warning("ahead_of_clock", msg.partition):
-            log.warning(
-                "partition %d: an event's time is %.1f h ahead of this worker's clock "
-                "(KMG_MAX_EVENT_LEAD_HOURS %g): such events are dead-lettered ahead_of_clock "
-                "so that they do not move the partition's watermark",
-                msg.partition,
-                hours,
-                self.max_event_lead_hours,
-            )
-        detail = (
-            f"its time is {hours:.1f} h ahead of the worker's clock "
-            f"(more than {self.max_event_lead_hours:g} h)"
-        )
-        return self._refuse(msg, "ahead_of_clock", detail)
-
-    def _first_warning(self, reason: str, partition: int) -> bool:
-        """Say whether this worker has yet to warn of `reason` on `partition`, and note it."""
-        if (reason, partition) in self._warned:
-            return False
-        self._warned.add((reason, partition))
-        return True
-
-    def _refuse(self, msg: Consumed, reason: str, detail: str) -> tuple[str, str]:
-        """Dead-letter a valid message the worker will not take, with its original bytes."""
-        headers = dead_letter_headers(msg, reason, detail)
+    def _refuse(self, msg: Consumed, refusal: Refusal) -> tuple[str, str]:
+        """Dead-letter a message the worker will not take, with its original bytes."""
+        headers = dead_letter_headers(msg, refusal.reason, refusal.detail)
         value = msg.value if msg.value is not None else b""
-        self._letters.append(DeadLetterRecord(msg.partition, msg.key, value, reason, headers))
+        self._letters.append(
+            DeadLetterRecord(msg.partition, msg.key, value, refusal.reason, headers)
+        )
         return ("unknown", "dead_letter")
 
     def _bad_control(self, msg: Consumed, detail: str) -> tuple[str, str]:
         """Dead-letter a control message the worker cannot read (its text is never logged)."""
         log.warning("dead-lettering a control message (%s) at offset %d", detail, msg.offset)
-        headers = dead_letter_headers(msg, "bad_control", detail)
-        value = msg.value if msg.value is not None else b""
-        self._letters.append(
-            DeadLetterRecord(msg.partition, msg.key, value, "bad_control", headers)
-        )
+        self._refuse(msg, Refusal("bad_control", detail))
         return ("control", "invalid")
 
     # -- partitions -----------------------------------------------------------------------
