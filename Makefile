@@ -14,7 +14,7 @@ KAFKA_START := scripts/kafka-local start
 endif
 export KMG_KAFKA_PORT KMG_KAFKA_BOOTSTRAP
 
-.PHONY: setup test test-unit fuzz lint typecheck run bench bench-replay bench-stream kafka-start kafka-stop clean
+.PHONY: setup test test-unit fuzz lint typecheck check-alerts run bench bench-replay bench-stream kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,7 +52,13 @@ clean:
 
 test: setup lint typecheck
 	$(KAFKA_START)
+	scripts/promtool || echo "promtool could not be built: the tests that run it will skip"
 	$(BIN)/pytest -q
+
+# Prometheus's own check and unit tests of the alerting rules (promtool built once, with Go).
+check-alerts:
+	cd config/prometheus && ../../scripts/promtool check rules alerts.yml
+	cd config/prometheus && ../../scripts/promtool test rules alerts_test.yml
 
 bench-replay: setup
 	$(BIN)/python scripts/bench_replay.py

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read YAML files")
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = REPO / "config" / "prometheus"
+PROMTOOL_VERSION = os.environ.get("KMG_PROMTOOL_VERSION", "v0.305.0")
+PROMTOOL = REPO / ".cache" / "promtool" / PROMTOOL_VERSION / "promtool"  # scripts/promtool
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"instance", "job"})
 SEVERITIES = {"critical", "warning"}
@@ -156,3 +160,31 @@ def test_the_rules_catch_a_misspelt_label_value() -> None:
     assert not [v for v in exported if _matches(matcher.op, matcher.value, v)]
     assert _alternatives("ahead_of_clok|key_mismatch") == ["ahead_of_clok", "key_mismatch"]
     assert "ahead_of_clock" in exported and "patient_overloaded" in exported
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    if not PROMTOOL.exists():
+        pytest.skip("promtool is not built: scripts/promtool builds it (make test does, with Go)")
+    return subprocess.run(
+        [str(PROMTOOL), *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False
+    )
+
+
+def test_prometheus_accepts_the_rules() -> None:
+    done = _promtool("check", "rules", "alerts.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(RULES)} rules found" in done.stdout
+
+
+def test_every_alert_fires_on_its_series_in_prometheus_own_rule_tests() -> None:
+    # alerts_test.yml: each alert on the series it is meant for, and series just short of it.
+    tested = {
+        case["alertname"]
+        for test in _load("alerts_test.yml")["tests"]
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    assert tested == set(IDS), f"alerts without a firing test: {sorted(set(IDS) - tested)}"
+    done = _promtool("test", "rules", "alerts_test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
