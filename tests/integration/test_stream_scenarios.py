@@ -10,11 +10,14 @@ import asyncio
 import base64
 import hashlib
 import random
+import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -132,6 +135,69 @@ def test_a_message_near_the_brokers_size_limit_is_dead_lettered_whole(cfg, tmp_p
     finally:
         deployment.stop_workers()
         asyncio.run(deployment.delete_topics())
+
+
+def test_a_result_stamped_a_year_ahead_is_dead_lettered_and_makes_nothing_late(
+    cfg, tmp_path: Path
+) -> None:
+    # Found by review: such a result carried its partition's watermark a year on, and every
+    # later event there was late: applied at once, its hold skipped. Here a potassium order
+    # cancelled within its hold would then have alerted before the cancellation was read.
+    lines = (SCENARIOS / "12_cancelled_kcl_before_hold.ndjson").read_bytes().splitlines()
+    assert replay_alerts(cfg, lines) == []
+    patient = orjson.loads(lines[0])["patient_id"]
+    ahead = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamped = orjson.dumps(
+        {
+            "kind": "lab_result", "event_id": "stamped-ahead", "patient_id": patient,
+            "code": "2823-3", "value": 3.1, "unit": "mmol/L",
+            "collected_at": ahead, "resulted_at": ahead,
+        }
+    )  # fmt: skip
+    first, then = tmp_path / "first.ndjson", tmp_path / "then.ndjson"
+    first.write_bytes(stamped + b"\n")  # on the patient's partition (same key)
+    then.write_bytes(b"\n".join(lines) + b"\n")
+
+    deployment = Deployment(tmp_path)
+    deployment.produce(first, final=False)
+    worker = deployment.start_worker("w1")
+    try:
+        # The rest arrive once the worker has read it, as a live feed's would.
+        assert _wait_for_inputs(worker, 1), worker.log_tail()
+        deployment.produce(then, final=True)
+        assert _wait_for_inputs(worker, 1 + len(lines)), worker.log_tail()
+        alerts = asyncio.run(deployment.read_alerts(lambda got: True, 30, settle=3))
+        assert alerts == [], alerts
+        dead: list[Any] = []
+        asyncio.run(
+            deployment.read_topic("dead-letter", lambda r: dead.extend(r) or bool(dead), 60)
+        )
+        assert [(r.value, dict(r.headers)["reason"]) for r in dead] == [
+            (stamped, b"ahead_of_clock")
+        ]
+        assert worker.metric_total("kmg_late_events_total") == 0
+        assert worker.stop() == 0, worker.log_tail()
+        assert "ahead_of_clock" in worker.log_path.read_text()  # the partition's one WARNING
+    finally:
+        deployment.stop_workers()
+        asyncio.run(deployment.delete_topics())
+
+
+def _wait_for_inputs(worker: Any, count: int, timeout: float = 120) -> bool:
+    """Wait until a worker has counted `count` input messages; say whether it has, exactly."""
+    deadline = time.monotonic() + timeout
+    while _inputs_counted(worker) < count and time.monotonic() < deadline and worker.alive():
+        time.sleep(0.5)
+    return _inputs_counted(worker) == count
+
+
+def _inputs_counted(worker: Any) -> float:
+    """Return the input messages a worker has counted (events and dead letters, not controls)."""
+    total = 0.0
+    for line in (worker.metrics() or b"").decode().splitlines():
+        if line.startswith("kmg_events_total{") and 'kind="control"' not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_a_dead_letter_topic_too_small_for_an_input_gets_its_head(cfg, tmp_path: Path) -> None:
