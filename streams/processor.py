@@ -86,8 +86,6 @@ class StreamProcessor:
         self.inputs = inputs
         self.ticks = ticks
         self.idle_advance = idle_advance
-        self.max_patient_events = max_patient_events
-        self.max_event_lead_hours = max_event_lead_hours
         self.admission = Admission(max_event_lead_hours, max_patient_events)
         self.wall = wall
         self.clocks: dict[int, PartitionClock] = {}
@@ -335,7 +333,7 @@ class StreamProcessor:
                 self._sink_for(p),
                 self.lateness,
                 self.inputs,
-                self.max_patient_events,
+                self.admission.max_patient_events,
             )
             clock.restore(clocks.get(p), states[p])
             self.clocks[p] = clock

@@ -160,7 +160,7 @@ def test_a_guard_of_the_worker_is_read_from_the_environment_and_bounded(
     monkeypatch.setenv(variable, value)
     settings = Settings(data_dir=tmp_path, store="memory://", topic_prefix="t.")
     app = build_app(settings, CollectorRegistry())
-    assert getattr(app.batch_handler.processor, field) == expected
+    assert getattr(app.batch_handler.processor.admission, field) == expected
     with pytest.raises(ValidationError, match=field):
         Settings(**{field: refused})
 
