@@ -148,6 +148,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from streams.redrive import redrive
+
+    settings = _stream_settings()
+    try:
+        with broker_client_logging():
+            summary = asyncio.run(redrive(settings, set(args.reason), dry_run=args.dry_run))
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from None
+    print(f"redrive: {summary.render(args.dry_run)}", file=sys.stderr)
+    return 0
+
+
 def add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser(
         "worker", help="run a stream worker until SIGTERM (settings from KMG_* variables)"
@@ -175,3 +192,22 @@ def add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     simulate.add_argument("--duration", type=float, help="seconds to run (default: until stopped)")
     simulate.add_argument("--seed", type=int, default=1, help="feed seed (default 1)")
     simulate.set_defaults(func=cmd_simulate)
+
+    from streams.metrics import REASON_CLASSES
+
+    redrive = sub.add_parser(
+        "redrive",
+        help="send dead letters of the given reasons back to the input topic they came from",
+    )
+    redrive.add_argument(
+        "--reason",
+        action="append",
+        required=True,
+        choices=REASON_CLASSES,
+        metavar="CLASS",
+        help="a reason class to send back (repeatable): " + ", ".join(REASON_CLASSES),
+    )
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="count what would be sent, send nothing"
+    )
+    redrive.set_defaults(func=cmd_redrive)
