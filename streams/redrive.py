@@ -69,9 +69,16 @@ def destination(
 
 
 async def redrive(
-    settings: Settings, reasons: Collection[str], *, dry_run: bool = False
+    settings: Settings,
+    reasons: Collection[str],
+    *,
+    since_ms: int | None = None,
+    dry_run: bool = False,
 ) -> RedriveSummary:
-    """Send the chosen dead letters back to their source topics; return what was done."""
+    """Send the chosen dead letters back to their source topics; return what was done.
+
+    `since_ms` (Unix milliseconds) leaves the letters written to the topic before it.
+    """
     summary = RedriveSummary()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -86,12 +93,19 @@ async def redrive(
         if not tps:
             return summary
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        # Explicit offsets, each partition sought to its own: no reset policy decides.
+        starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
+        if since_ms is not None:
+            found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+            # None: nothing was written there since; the partition is not read.
+            starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
         if producer is not None:
             await producer.start()
         deliveries = Deliveries()
-        open_tps = {tp for tp in tps if ends[tp] > 0}
+        open_tps = {tp for tp in tps if starts[tp] < ends[tp]}
         while open_tps:
             batches = await consumer.getmany(*open_tps, timeout_ms=_FETCH_MS)
             for tp, records in batches.items():

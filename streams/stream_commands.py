@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from alerts.rule_config import ConfigError
+from alerts.timestamps import TimestampError, parse_timestamp
 from streams.command_inputs import UsageError, open_inputs
 from streams.log_repeats import broker_client_logging
 from streams.rule_files import load_rule_config
@@ -155,10 +156,21 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
     from streams.redrive import redrive
 
+    since_ms = None
+    if args.since is not None:
+        try:
+            since_ms = parse_timestamp(args.since) // 1_000
+        except TimestampError:
+            raise UsageError(
+                f"--since {args.since!r}: an ISO 8601 time with its offset, such as "
+                "2026-11-27T08:00:00Z"
+            ) from None
     settings = _stream_settings()
     try:
         with broker_client_logging():
-            summary = asyncio.run(redrive(settings, set(args.reason), dry_run=args.dry_run))
+            summary = asyncio.run(
+                redrive(settings, set(args.reason), since_ms=since_ms, dry_run=args.dry_run)
+            )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from None
     print(f"redrive: {summary.render(args.dry_run)}", file=sys.stderr)
@@ -206,6 +218,11 @@ def add_stream_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         choices=REASON_CLASSES,
         metavar="CLASS",
         help="a reason class to send back (repeatable): " + ", ".join(REASON_CLASSES),
+    )
+    redrive.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only letters dead-lettered at or after TIME (ISO 8601 with offset)",
     )
     redrive.add_argument(
         "--dry-run", action="store_true", help="count what would be sent, send nothing"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,19 @@ def _letter(reason: str, source: str, offset: int, **extra: str) -> list[tuple[s
     return [(k, v.encode()) for k, v in headers.items()]
 
 
-async def _send(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+async def _send(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes, Any]],
+    at_ms: int | None = None,
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for key, value, headers in records:
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+            await producer.send_and_wait(
+                topic, value=value, key=key, headers=headers, timestamp_ms=at_ms
+            )
     finally:
         await producer.stop()
 
@@ -88,6 +96,31 @@ def test_chosen_dead_letters_go_back_whole_to_their_source_topics(tmp_path: Path
         assert (lab.key, lab.value, med.key, med.value) == (b"P1", LAB, b"P2", MED)
         assert dict(lab.headers)["redriven_from"].startswith(
             deployment.topic("dead-letter").encode()
+        )
+    finally:
+        asyncio.run(deployment.delete_topics())
+
+
+def test_since_leaves_the_letters_written_before_it(tmp_path: Path) -> None:
+    deployment = Deployment(tmp_path)
+    deployment.create_topics()
+    labs, _ = deployment.inputs
+    dead_letter = deployment.topic("dead-letter")
+    day = 86_400_000
+    now_ms = int(time.time() * 1000)
+    old = (b"P1", LAB, _letter("bad_unit:mmol", labs, 1))
+    new = (b"P5", LAB.replace(b"P1", b"P5"), _letter("bad_unit:mmol", labs, 2))
+    try:
+        asyncio.run(_send(deployment.bootstrap, dead_letter, [old], at_ms=now_ms - 3 * day))
+        asyncio.run(_send(deployment.bootstrap, dead_letter, [new], at_ms=now_ms - day))
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((now_ms - 2 * day) / 1000))
+        done = _redrive(deployment, "--reason", "bad_unit", "--since", since)
+        assert done == f"redrive: read 1 dead letters; sent: {labs} 1; left: none"
+        [lab] = _read(deployment, "labs", 1)
+        assert (lab.key, lab.value) == (new[0], new[1])
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000 + 60))
+        assert _redrive(deployment, "--reason", "bad_unit", "--since", later) == (
+            "redrive: read 0 dead letters; sent: nothing; left: none"
         )
     finally:
         asyncio.run(deployment.delete_topics())

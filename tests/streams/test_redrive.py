@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.cli import main
 from streams.redrive import NOT_AN_INPUT, OTHER_REASON, TRUNCATED, RedriveSummary, destination
 
 INPUTS = ("k.labs", "k.meds")
@@ -40,3 +41,10 @@ def test_the_summary_says_what_was_sent_and_what_was_left():
     assert RedriveSummary().render(dry_run=True) == (
         "read 0 dead letters; would send: nothing; left: none"
     )
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-11-27T08:00:00", "2026-13-01T00:00:00Z"])
+def test_a_since_without_an_offset_or_not_a_time_is_a_usage_error(since, capsys):
+    # Refused before the broker is asked: without its offset the instant is unknown.
+    assert main(["redrive", "--reason", "bad_unit", "--since", since]) == 2
+    assert "--since" in capsys.readouterr().err
