@@ -3,8 +3,9 @@
 Once what refused them is mended (a source's clock, a flood, a unit added to the code sets, a
 processing error fixed), their original bytes and key go back to their source topic, where the
 workers take them as any late arrival. Only what the dead-letter topic held when the command
-started is read, so a letter refused again is not sent twice by the same run. Sending again is
-harmless: a repeated event_id is a duplicate to the workers.
+started is read, so a letter refused again is not sent twice by the same run. A letter sent
+again is a duplicate to the workers while they remember its event_id (`history_hours`); `since`
+keeps a later run from sending an earlier run's letters again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from enum import StrEnum
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -24,15 +26,15 @@ from streams.settings import Settings
 _FETCH_MS = 1_000
 
 
-class Skip(NamedTuple):
-    """Why a dead letter is not sent back (a closed set, counted in the summary)."""
+class Skip(StrEnum):
+    """Why a dead letter is not sent back (counted in the summary)."""
 
-    why: str
+    OTHER_REASON = "other reason"
+    NOT_AN_INPUT = "not from an input topic"
+    TRUNCATED = "only its head was kept"
 
 
-OTHER_REASON = Skip("other reason")
-NOT_AN_INPUT = Skip("not from an input topic")
-TRUNCATED = Skip("only its head was kept")
+OTHER_REASON, NOT_AN_INPUT, TRUNCATED = Skip.OTHER_REASON, Skip.NOT_AN_INPUT, Skip.TRUNCATED
 
 
 @dataclass
@@ -133,7 +135,7 @@ async def _one(
 ) -> None:
     where = destination(record.headers, reasons, settings.input_topics)
     if isinstance(where, Skip):
-        summary.skipped[where.why] += 1
+        summary.skipped[where] += 1
         return
     if producer is not None:
         origin = f"{record.topic}:{record.partition}:{record.offset}".encode()

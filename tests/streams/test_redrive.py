@@ -34,7 +34,7 @@ def test_a_dead_letter_goes_back_to_its_input_topic_only_when_chosen(headers, re
 def test_the_summary_says_what_was_sent_and_what_was_left():
     summary = RedriveSummary(read=4)
     summary.sent.update({"k.meds": 1, "k.labs": 2})
-    summary.skipped[OTHER_REASON.why] += 1
+    summary.skipped[OTHER_REASON] += 1
     assert summary.render(dry_run=False) == (
         "read 4 dead letters; sent: k.labs 2, k.meds 1; left: other reason 1"
     )
